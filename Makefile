@@ -1,0 +1,37 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TB := $(VENV)/bin/tailbench
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install data demo test leaderboard manifests clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+data: install
+	$(TB) data fetch fmnist-rot-lt
+
+# The default benchmark: CE on Fashion-MNIST-ROT-LT under the CPU-sized K49 recipe, then its leaderboard.
+demo: data
+	$(TB) run --dataset fmnist-rot-lt --method ce --seed 0 --recipe fmnist-cpu --out runs
+	$(TB) leaderboard --results runs --out runs/leaderboard
+	@echo "open runs/leaderboard/LEADERBOARD.md"
+
+test: install
+	$(PY) -m pytest
+
+# Rebuild the committed leaderboard from the committed run records.
+leaderboard: install
+	$(TB) leaderboard --results results --out leaderboard
+
+manifests: install
+	$(PY) -m tailbench.datasets.freeze
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,3 @@
+from tailbench.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The harness: recipes, training, evaluation and invariance metrics."""

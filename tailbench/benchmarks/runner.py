@@ -1,0 +1,164 @@
+"""One benchmark run, from names to a complete run record on disk."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from tailbench.benchmarks import provenance
+from tailbench.benchmarks.device import device_name, resolve_device, seed_everything
+from tailbench.benchmarks.evaluation import per_class_accuracy, predict_log_probs
+from tailbench.benchmarks.invariance import measure_invariance
+from tailbench.benchmarks.metrics import summarize
+from tailbench.benchmarks.progress import console, print_run_summary
+from tailbench.benchmarks.recipe import Recipe, load_recipe, with_overrides
+from tailbench.benchmarks.trainer import train
+from tailbench.datasets import get_dataset
+from tailbench.datasets.base import DatasetBuilder, LongTailedData
+from tailbench.datasets.sources import default_data_dir
+from tailbench.errors import UserError
+from tailbench.methods import ComposedMethod, MethodContext, parse_spec
+from tailbench.methods.registry import resolve_hparams
+from tailbench.models import create_model
+from tailbench.models.wrappers import InputNormalization
+from tailbench.nuisance import get_family
+from tailbench.results import SCHEMA_VERSION
+from tailbench.results.store import is_complete, run_dir, write_run
+
+
+@dataclass
+class RunConfig:
+    dataset: str
+    method: str
+    seed: int = 0
+    dataset_options: dict[str, str] = field(default_factory=dict)
+    hparams: dict[str, str] = field(default_factory=dict)
+    recipe: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    ekld_transforms: int | None = None
+    device: str = "auto"
+    out: Path = Path("runs")
+    data_dir: Path | None = None
+    force: bool = False
+    quiet: bool = False
+
+
+def benchmark_id(builder: DatasetBuilder, recipe: Recipe) -> str:
+    """The leaderboard table a run belongs to: dataset and options, plus any non-default recipe."""
+    name = builder.dataset_id
+    if recipe.name != builder.recipe:
+        name += f"@{recipe.name}"
+    return name + "".join(f"@{k}={v}" for k, v in sorted(recipe.overrides.items()))
+
+
+def resolve(config: RunConfig) -> tuple[DatasetBuilder, Recipe, str]:
+    """Check every name and number before any data is read or any file written."""
+    if config.seed < 0:
+        raise UserError(f"--seed must be a non-negative integer, got {config.seed}")
+    builder = get_dataset(config.dataset, config.dataset_options)
+    recipe = with_overrides(
+        load_recipe(config.recipe or builder.recipe),
+        epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, ekld_transforms=config.ekld_transforms,
+    )
+    resolve_hparams(parse_spec(config.method), config.hparams)
+    for family in builder.invariance_families:
+        get_family(family)
+    return builder, recipe, benchmark_id(builder, recipe)
+
+
+def run(config: RunConfig) -> Path:
+    builder, recipe, benchmark = resolve(config)
+    directory = run_dir(config.out, benchmark, config.method, config.seed)
+    if is_complete(directory) and not config.force:
+        console.print(f"{directory} is already complete; skipped (use --force to run it again)")
+        return directory
+    device = resolve_device(config.device)
+    started_at, started = datetime.now(timezone.utc), time.perf_counter()
+    seed_everything(config.seed)
+    data = builder.load(config.data_dir or default_data_dir()).to(device)
+    ctx = MethodContext(
+        num_classes=data.num_classes, class_counts=data.train_counts, epochs=recipe.epochs,
+        first_lr_step=recipe.first_lr_step, device=device, seed=config.seed,
+        image_shape=data.image_shape, nuisance=data.nuisance,
+    )
+    method = ComposedMethod(config.method, ctx, config.hparams)
+    method.prepare(data)
+    model = build_model(recipe, data, method).to(device)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    history = train(model, method, data.train, recipe, generator, config.quiet)
+    per_class, summary = evaluate(method, model, data, recipe, config.seed)
+    summary.update(method.final_summary(model))
+    wall = time.perf_counter() - started
+    result = {
+        "schema_version": SCHEMA_VERSION,
+        "benchmark": benchmark,
+        "dataset": {
+            "name": data.name, "id": data.dataset_id, "options": data.options, "num_classes": data.num_classes,
+            "manifest_sha256": data.manifest_sha256, "manifest_frozen": data.manifest_frozen,
+            "nuisance": data.nuisance, "invariance_families": list(data.invariance_families), "sources": data.sources,
+            "train_size": len(data.train), "val_size": len(data.val), "test_size": len(data.test),
+        },
+        "method": method.describe(),
+        "seed": config.seed,
+        "recipe": recipe.to_json(),
+        "summary": summary,
+        "history": [asdict(h) for h in history],
+        "provenance": {
+            "git": provenance.git_commit(), "packages": provenance.package_versions(), "machine": provenance.machine(),
+            "device": device_name(device), "device_type": device.type,
+            "started": started_at.isoformat(), "finished": datetime.now(timezone.utc).isoformat(), "wall_seconds": wall,
+        },
+    }
+    write_run(directory, result, per_class)
+    if not config.quiet:
+        print_run_summary(f"{benchmark} / {config.method} / seed {config.seed}", per_class, summary, data.invariance_families)
+        console.print(f"wrote {directory} in {wall:.0f} s")
+    return directory
+
+
+def build_model(recipe: Recipe, data: LongTailedData, method: ComposedMethod) -> torch.nn.Module:
+    backbone = create_model(recipe.model, num_classes=data.num_classes, in_chans=data.image_shape[0])
+    pixels = data.train.x.float().div(255.0).transpose(0, 1).flatten(1)
+    model = InputNormalization(backbone, pixels.mean(1).cpu(), pixels.std(1).cpu())
+    return method.wrap_model(model)
+
+
+def evaluate(method: ComposedMethod, model: torch.nn.Module, data: LongTailedData, recipe: Recipe, seed: int) -> tuple[list[dict], dict]:
+    c = data.num_classes
+    test_lp = predict_log_probs(method, model, data.test.x, recipe.eval_batch_size)
+    val_lp = predict_log_probs(method, model, data.val.x, recipe.eval_batch_size)
+    test_acc = per_class_accuracy(test_lp, data.test.y, c)
+    val_acc = per_class_accuracy(val_lp, data.val.y, c)
+    overall = float((test_lp.argmax(1) == data.test.y).double().mean())
+    sources = data.test.x if data.test_clean is None else data.test_clean
+    ekld, consistency = {}, {}
+    for family_name in data.invariance_families:
+        result = measure_invariance(
+            method, model, get_family(family_name), data.test.x, sources, data.test.y, c,
+            images_per_class=recipe.ekld_images_per_class, transforms=recipe.ekld_transforms,
+            batch_size=recipe.eval_batch_size, seed=seed,
+        )
+        ekld[family_name], consistency[family_name] = result.ekld.tolist(), result.consistency.tolist()
+    counts = data.train_counts.cpu().tolist()
+    test_counts = torch.bincount(data.test.y, minlength=c).cpu().tolist()
+    rows = []
+    for k in range(c):
+        row = {
+            "class": k, "class_name": data.class_names[k], "train_count": counts[k], "test_count": test_counts[k],
+            "val_acc": float(val_acc[k]), "test_acc": float(test_acc[k]),
+        }
+        for family_name in data.invariance_families:
+            row[f"ekld_{family_name}"] = ekld[family_name][k]
+            row[f"consistency_{family_name}"] = consistency[family_name][k]
+        rows.append(row)
+    summary = summarize(counts, test_acc.tolist(), overall, val_acc.tolist(), ekld, consistency)
+    if any(v is not None and isinstance(v, float) and math.isnan(v) for v in summary.values()):
+        raise UserError("evaluation produced NaN summary metrics; the model's predictions are not finite")
+    return rows, summary

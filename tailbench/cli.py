@@ -1,0 +1,164 @@
+"""The `tailbench` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tailbench.errors import UserError
+from tailbench.options import parse_assignments
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+
+    if args.what == "datasets":
+        from tailbench.datasets import dataset_names, get_dataset
+
+        table = Table("dataset", "recipe", "nuisance", "eKLD families", "summary")
+        for name in dataset_names():
+            builder = get_dataset(name)
+            table.add_row(name, builder.recipe, builder.nuisance or "—", ", ".join(builder.invariance_families), builder.summary)
+    elif args.what == "methods":
+        from tailbench.methods import method_parts
+
+        table = Table("part", "kind", "description", "hyper-parameters", "paper")
+        for name, part in method_parts().items():
+            hp = ", ".join(f"{k}={v}" for k, v in part.hparams.items()) or "—"
+            table.add_row(name, part.kind, part.description, hp, part.paper)
+    else:
+        from tailbench.benchmarks.recipe import load_recipe, recipe_names
+
+        table = Table("recipe", "model", "epochs", "batch", "lr", "milestones", "augment")
+        for name in recipe_names():
+            r = load_recipe(name)
+            table.add_row(name, r.model, str(r.epochs), str(r.batch_size), f"{r.lr:g}", str(list(r.milestones)), ", ".join(r.augment) or "—")
+    console.print(table)
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    from tailbench.datasets import get_dataset
+
+    builder = get_dataset(args.dataset, parse_assignments("--dataset-opt", args.dataset_opt))
+    manifest, frozen = builder.manifest()
+    table = Table("class", "name", "train", "val", "test", title=f"{builder.dataset_id}")
+    train, val, test = manifest.counts("train"), manifest.counts("val"), manifest.counts("test")
+    for c, name in enumerate(manifest.class_names):
+        table.add_row(str(c), name, str(train[c]), str(val[c]), str(test[c]))
+    table.add_row("all", "", f"{sum(train):,}", f"{sum(val):,}", f"{sum(test):,}")
+    console.print(table)
+    print(f"source: {builder.source}")
+    print(f"licence: {builder.licence}")
+    print(f"options: " + ", ".join(f"{k}={v}" for k, v in builder.opts.items()))
+    print(f"recipe: {builder.recipe}; nuisance: {builder.nuisance or 'none'}; eKLD families: {', '.join(builder.invariance_families) or 'none'}")
+    print(f"manifest sha256: {manifest.sha256} ({'frozen, committed' if frozen else 'generated for this option set, not frozen'})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tailbench.benchmarks.runner import RunConfig, run
+    from tailbench.methods import load_method_file
+
+    for path in args.method_file or []:
+        load_method_file(path)
+    config = RunConfig(
+        dataset=args.dataset, method=args.method, seed=args.seed,
+        dataset_options=parse_assignments("--dataset-opt", args.dataset_opt),
+        hparams=parse_assignments("--hp", args.hp),
+        recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        ekld_transforms=args.ekld_transforms, device=args.device, out=args.out,
+        data_dir=args.data_dir, force=args.force, quiet=args.quiet,
+    )
+    run(config)
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from tailbench.leaderboard.build import build_leaderboard
+
+    for path in build_leaderboard(args.results, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from tailbench.datasets import get_dataset
+    from tailbench.datasets.sources import default_data_dir
+
+    builder = get_dataset(args.dataset)
+    print(f"{args.dataset}: {builder.fetch(args.data_dir or default_data_dir())}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="tailbench", description="Per-class accuracy and invariance benchmarks for long-tailed classification.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    p = sub.add_parser("list", help="list registered datasets, method parts or recipes")
+    p.add_argument("what", choices=["datasets", "methods", "recipes"])
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("describe", help="per-class split sizes, sources and manifest of a dataset (no data needed)")
+    p.add_argument("dataset")
+    p.add_argument("--dataset-opt", action="append", metavar="KEY=VALUE", help="dataset option, repeatable")
+    p.set_defaults(func=cmd_describe)
+
+    p = sub.add_parser("run", help="train and evaluate one method on one dataset with one seed")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--method", required=True, help="a spec: loss[+rule][+augmentation], e.g. ce+drs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dataset-opt", action="append", metavar="KEY=VALUE", help="dataset option, repeatable")
+    p.add_argument("--hp", action="append", metavar="PART.KEY=VALUE", help="method hyper-parameter, repeatable")
+    p.add_argument("--method-file", action="append", metavar="FILE.py", help="register method parts from a file")
+    p.add_argument("--recipe", help="recipe name (default: the dataset's own); see `tailbench list recipes`")
+    p.add_argument("--epochs", type=int, help="override the recipe's epochs (the lr schedule rescales)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--ekld-transforms", type=int, help="transforms per image for eKLD (recipe default)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--out", type=Path, default=Path("runs"), help="folder of run records (default: runs)")
+    p.add_argument("--data-dir", type=Path, help="folder of official dataset files (default: $TAILBENCH_DATA or ~/.cache/tailbench)")
+    p.add_argument("--force", action="store_true", help="run again even if the run record is complete")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("leaderboard", help="build LEADERBOARD.md and plots from run records")
+    p.add_argument("--results", type=Path, default=Path("results"))
+    p.add_argument("--out", type=Path, default=Path("leaderboard"))
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("data", help="dataset files")
+    data_sub = p.add_subparsers(dest="action", required=True, parser_class=OneLineParser)
+    fetch = data_sub.add_parser("fetch", help="install or download a dataset's official files")
+    fetch.add_argument("dataset")
+    fetch.add_argument("--data-dir", type=Path)
+    fetch.set_defaults(func=cmd_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as error:
+        print(f"tailbench: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("tailbench: interrupted; nothing of the unfinished run was written", file=sys.stderr)
+        return 130

@@ -1,0 +1,138 @@
+"""Fashion-MNIST made long-tailed as Zhou et al. (ICLR 2022) made Kuzushiji-49.
+
+Zipf(alpha = 2) class sizes 4800, 1200, 533, ... (min 5) assigned to classes by a seeded
+permutation; the ROT / BG / DIL variants give every train, val and test image one fixed nuisance
+draw. Validation images are unused Fashion-MNIST train images; the test split is the official
+balanced 10,000-image test set.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from tailbench.datasets.base import DatasetBuilder, SourceArrays, check_positive_int
+from tailbench.datasets.longtail import long_tailed_manifest
+from tailbench.datasets.manifest import Manifest
+from tailbench.datasets.profiles import zipf_sizes
+from tailbench.datasets.registry import register_dataset
+from tailbench.datasets.sources import decode_idx, find_first, missing_files_error, read_bytes, verify
+from tailbench.errors import UserError
+
+CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+# sha256 of the decompressed IDX files (Debian recompressed the .gz files, so their own digests differ).
+SHA256 = {
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"), "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+SYSTEM_DIRS = [Path("/usr/share/datasets/fashion-mnist")]  # where Debian's dataset-fashion-mnist puts them
+HOW_TO_GET = (
+    "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist), run "
+    "`tailbench data fetch fmnist-lt` while online, or put the four IDX files from "
+    "github.com/zalandoresearch/fashion-mnist in DATA_DIR/fashion-mnist/"
+)
+
+
+def _candidates(data_dir: Path, name: str) -> list[Path]:
+    folders = [data_dir / "fashion-mnist", data_dir / "FashionMNIST" / "raw", data_dir, *SYSTEM_DIRS]
+    return [folder / file for folder in folders for file in (name + ".gz", name)]
+
+
+class FashionMNISTLT(DatasetBuilder):
+    num_classes = 10
+    options = {"n_max": 4800, "alpha": 2.0, "n_min": 5, "val_per_class": 100, "split_seed": 0}
+    recipe = "fmnist"
+    invariance_families: tuple[str, ...] = ("rot", "bg", "dil")
+    source = "Fashion-MNIST (Xiao, Rasul, Vollgraf 2017): 60,000 train + 10,000 test, 28x28 grey"
+    licence = "MIT"
+    citation = "Zhou et al., Do Deep Networks Transfer Invariances Across Classes?, ICLR 2022"
+    summary = "Fashion-MNIST, Zipf(2) class sizes 4800..48, no nuisance (eKLD probes rot, bg, dil)"
+
+    def check_options(self) -> None:
+        check_positive_int(self.name, self.opts, "n_max", "n_min", "val_per_class")
+        if not isinstance(self.opts["alpha"], float) or self.opts["alpha"] <= 0:
+            raise UserError(f"dataset option alpha={self.opts['alpha']!r} for {self.name!r} must be a positive number")
+        if not isinstance(self.opts["split_seed"], int) or self.opts["split_seed"] < 0:
+            raise UserError(f"dataset option split_seed={self.opts['split_seed']!r} must be a non-negative integer")
+
+    def official_totals(self) -> dict[str, list[int]]:
+        return {"train": [6000] * 10, "test": [1000] * 10}
+
+    def make_manifest(self, source_totals: dict[str, list[int]]) -> Manifest:
+        sizes = zipf_sizes(self.num_classes, int(self.opts["n_max"]), float(self.opts["alpha"]), int(self.opts["n_min"]))
+        seed = int(self.opts["split_seed"])
+        nuisance = None if self.nuisance is None else {"family": self.nuisance, "seed": 10_000 + seed}
+        return long_tailed_manifest(
+            self.dataset_id, CLASS_NAMES, source_totals, sizes,
+            seed=seed, val_per_class=int(self.opts["val_per_class"]), nuisance=nuisance,
+        )
+
+    def read_source(self, data_dir: Path) -> SourceArrays:
+        found = {name: find_first(_candidates(data_dir, name)) for pair in FILES.values() for name in pair}
+        missing = [name for name, path in found.items() if path is None]
+        if missing:
+            raise missing_files_error(self.name, missing, data_dir, HOW_TO_GET)
+        images, labels, files = {}, {}, []
+        for source, (image_name, label_name) in FILES.items():
+            decoded = []
+            for name in (image_name, label_name):
+                path = found[name]
+                data = read_bytes(path)
+                files.append(verify(path, data, SHA256[name], "sha256", "decompressed content"))
+                decoded.append(decode_idx(data, path))
+            x, y = decoded
+            if x.ndim != 3 or y.ndim != 1 or x.shape[0] != y.shape[0]:
+                raise UserError(f"{found[image_name]}: {x.shape[0]} images but {y.shape[0]} labels; the files do not belong together")
+            images[source] = x[:, None, :, :]
+            labels[source] = y.astype(np.int64)
+        return SourceArrays(images, labels, files)
+
+    def fetch(self, data_dir: Path) -> str:
+        if all(find_first(_candidates(data_dir, n)) for pair in FILES.values() for n in pair):
+            return "already present"
+        if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+            for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "dataset-fashion-mnist"]):
+                subprocess.run(command, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if all(find_first(_candidates(data_dir, n)) for pair in FILES.values() for n in pair):
+                return "installed Debian's dataset-fashion-mnist"
+        try:
+            from torchvision.datasets import FashionMNIST
+
+            FashionMNIST(root=str(data_dir), train=True, download=True)
+            FashionMNIST(root=str(data_dir), train=False, download=True)
+        except Exception as error:  # any network or disk failure ends in the same advice
+            raise UserError(f"fmnist: could not download Fashion-MNIST ({type(error).__name__}); {HOW_TO_GET}") from None
+        return f"downloaded with torchvision into {data_dir / 'FashionMNIST'}"
+
+
+@register_dataset("fmnist-lt")
+class FashionMNISTPlainLT(FashionMNISTLT):
+    pass
+
+
+@register_dataset("fmnist-rot-lt")
+class FashionMNISTRotLT(FashionMNISTLT):
+    nuisance = "rot"
+    invariance_families = ("rot",)
+    summary = "Fashion-MNIST-LT, every image rotated once by U(-180, 180) degrees"
+
+
+@register_dataset("fmnist-bg-lt")
+class FashionMNISTBgLT(FashionMNISTLT):
+    nuisance = "bg"
+    invariance_families = ("bg",)
+    summary = "Fashion-MNIST-LT, every image's zero background set once to a grey level 0..99"
+
+
+@register_dataset("fmnist-dil-lt")
+class FashionMNISTDilLT(FashionMNISTLT):
+    nuisance = "dil"
+    invariance_families = ("dil",)
+    summary = "Fashion-MNIST-LT, every image dilated or eroded once (stroke width)"

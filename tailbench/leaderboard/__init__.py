@@ -1,0 +1,1 @@
+"""The leaderboard: rendered from run records only (it never imports the harness)."""

@@ -1,0 +1,11 @@
+"""Method registry. Importing this package registers every built-in method part."""
+
+from tailbench.methods import losses  # noqa: F401  (registration side effects)
+from tailbench.methods.base import Batch, MethodContext, MethodPart, StepState
+from tailbench.methods.compose import ComposedMethod
+from tailbench.methods.registry import load_method_file, method_parts, parse_spec, register_method
+
+__all__ = [
+    "Batch", "ComposedMethod", "MethodContext", "MethodPart", "StepState",
+    "load_method_file", "method_parts", "parse_spec", "register_method",
+]

@@ -1,0 +1,112 @@
+"""The Method API: the hooks the harness calls, with defaults that change nothing.
+
+A method spec such as ``ldam+drw+augerino`` names parts; each part is one ``MethodPart``
+subclass in one file, registered with ``@register_method(name)``. A part has a kind:
+
+- ``loss``: defines ``loss`` and ``to_log_probs`` (exactly one per spec, first);
+- ``rule``: per-class ``sampling_weights`` and/or ``loss_weights`` by epoch (at most one);
+- ``augmentation``: ``augment`` batches, may ``wrap_model``, add ``param_groups``, a
+  ``regularizer``, and override ``predict`` (at most one part may override predict).
+
+Every hook works on device tensors for a whole batch; none may loop over samples in Python or
+call ``.item()``: the harness calls them once per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, ClassVar
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from tailbench.datasets.base import LongTailedData
+
+KINDS = ("loss", "rule", "augmentation")
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    """What a method may know about the run: sizes and schedule, never the dataset module."""
+
+    num_classes: int
+    class_counts: torch.Tensor  # training images per class, int64 on the run's device
+    epochs: int
+    first_lr_step: int  # the epoch (0-based) at which the recipe first decays the lr
+    device: torch.device
+    seed: int
+    image_shape: tuple[int, int, int]
+    nuisance: str | None  # the dataset's own nuisance family, if it declares one
+
+
+@dataclass
+class Batch:
+    x: torch.Tensor  # float images in [0, 1], [B, C, H, W]
+    y: torch.Tensor  # int64 labels [B]
+    idx: torch.Tensor  # positions of the images in the training split [B]
+
+
+@dataclass
+class StepState:
+    epoch: int
+    step: int
+    generator: torch.Generator  # on the run's device; the only source of randomness for hooks
+
+
+LogProbs = Callable[[torch.Tensor], torch.Tensor]
+
+
+class MethodPart:
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    hparams: ClassVar[dict[str, object]] = {}
+    overrides_predict: ClassVar[bool] = False
+
+    def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
+        self.ctx = ctx
+        self.hp = hp
+
+    def prepare(self, data: "LongTailedData") -> None:
+        """Once before training, with the dataset on the run's device (e.g. train a generator)."""
+
+    def wrap_model(self, model: nn.Module) -> nn.Module:
+        return model
+
+    def param_groups(self, model: nn.Module) -> list[dict]:
+        """Extra optimizer groups ({"params": [...], **overrides}); the rest get the recipe's."""
+        return []
+
+    def sampling_weights(self, epoch: int) -> torch.Tensor | None:
+        """Per-class sampling weights for this epoch, or None for plain shuffling."""
+        return None
+
+    def loss_weights(self, epoch: int) -> torch.Tensor | None:
+        """Per-class loss weights for this epoch, or None for unweighted."""
+        return None
+
+    def augment(self, batch: Batch, state: StepState) -> Batch:
+        return batch
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError(f"{self.name} is not a loss")
+
+    def to_log_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(logits, dim=1)
+
+    def regularizer(self, model: nn.Module, epoch: int) -> torch.Tensor | None:
+        return None
+
+    def predict(self, model: nn.Module, x: torch.Tensor, to_log_probs: LogProbs) -> torch.Tensor:
+        return to_log_probs(model(x))
+
+    def epoch_log(self, model: nn.Module, epoch: int) -> dict[str, object]:
+        """Numbers worth keeping per epoch in the run record (e.g. learned augmentation widths)."""
+        return {}
+
+    def final_summary(self, model: nn.Module) -> dict[str, float]:
+        """Numbers for the leaderboard about what the method learned."""
+        return {}

@@ -1,0 +1,69 @@
+"""A method spec's parts composed into the single object the harness talks to."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from tailbench.methods.base import Batch, MethodContext, MethodPart, StepState
+from tailbench.methods.registry import parse_spec, resolve_hparams
+
+
+class ComposedMethod:
+    def __init__(self, spec: str, ctx: MethodContext, hp_overrides: dict[str, str] | None = None) -> None:
+        classes = parse_spec(spec)
+        self.spec = spec
+        self.hparams = resolve_hparams(classes, hp_overrides or {})
+        self.parts: list[MethodPart] = [cls(ctx, self.hparams[cls.name]) for cls in classes]
+        self.loss_part = self.parts[0]
+        self.rule = next((p for p in self.parts if p.kind == "rule"), None)
+        self.augmentations = [p for p in self.parts if p.kind == "augmentation"]
+        self.predictor = next((p for p in self.parts if p.overrides_predict), self.loss_part)
+
+    def prepare(self, data) -> None:
+        for part in self.parts:
+            part.prepare(data)
+
+    def wrap_model(self, model: nn.Module) -> nn.Module:
+        for part in self.parts:
+            model = part.wrap_model(model)
+        return model
+
+    def param_groups(self, model: nn.Module) -> list[dict]:
+        return [group for part in self.parts for group in part.param_groups(model)]
+
+    def sampling_weights(self, epoch: int) -> torch.Tensor | None:
+        return None if self.rule is None else self.rule.sampling_weights(epoch)
+
+    def loss_weights(self, epoch: int) -> torch.Tensor | None:
+        return None if self.rule is None else self.rule.loss_weights(epoch)
+
+    def augment(self, batch: Batch, state: StepState) -> Batch:
+        for part in self.augmentations:
+            batch = part.augment(batch, state)
+        return batch
+
+    def loss(self, model: nn.Module, logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None, epoch: int) -> torch.Tensor:
+        total = self.loss_part.loss(logits, y, weights)
+        for part in self.parts:
+            term = part.regularizer(model, epoch)
+            if term is not None:
+                total = total + term
+        return total
+
+    def predict(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities for a batch of [0, 1] images (eval mode is the caller's job)."""
+        return self.predictor.predict(model, x, self.loss_part.to_log_probs)
+
+    def epoch_log(self, model: nn.Module, epoch: int) -> dict[str, object]:
+        return {k: v for part in self.parts for k, v in part.epoch_log(model, epoch).items()}
+
+    def final_summary(self, model: nn.Module) -> dict[str, float]:
+        return {k: v for part in self.parts for k, v in part.final_summary(model).items()}
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "spec": self.spec,
+            "parts": [{"name": p.name, "kind": p.kind, "paper": p.paper} for p in self.parts],
+            "hparams": self.hparams,
+        }

@@ -1,0 +1,65 @@
+"""Method specs, hyper-parameters, and every registered part run for one epoch on digits-lt."""
+
+import json
+
+import pytest
+import torch
+
+from tailbench.errors import UserError
+from tailbench.methods import method_parts, parse_spec
+from tailbench.methods.registry import resolve_hparams
+
+
+def specs_covering_every_part():
+    parts = method_parts()
+    specs = [name for name, p in parts.items() if p.kind == "loss"]
+    specs += [f"ce+{name}" for name, p in parts.items() if p.kind != "loss"]
+    return specs
+
+
+@pytest.mark.parametrize("spec", specs_covering_every_part())
+def test_every_registered_part_runs_one_epoch_on_digits(spec, cli, tmp_path):
+    result = cli("run", "--dataset", "digits-lt", "--method", spec, "--epochs", "1", "--out", tmp_path, "--quiet")
+    assert result.code == 0, result.err
+    record = json.loads((tmp_path / "digits-lt@epochs=1" / spec / "seed-0" / "result.json").read_text())
+    assert record["method"]["spec"] == spec
+    assert 0 <= record["summary"]["accuracy"] <= 1
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("ce+ce", "repeats"),
+    ("", "malformed"),
+    ("ce++", "malformed"),
+])
+def test_bad_specs(spec, message):
+    with pytest.raises(UserError, match=message):
+        parse_spec(spec)
+
+
+def test_hparam_overrides_are_typed_and_checked():
+    from tailbench.methods.base import MethodPart
+    from tailbench.methods.registry import register_method
+
+    @register_method("test-scaled")
+    class Scaled(MethodPart):
+        kind = "loss"
+        hparams = {"scale": 1.0, "steps": 3}
+
+    parts = parse_spec("test-scaled")
+    assert resolve_hparams(parts, {"test-scaled.scale": "0.5"}) == {"test-scaled": {"scale": 0.5, "steps": 3}}
+    with pytest.raises(UserError, match="not a valid int"):
+        resolve_hparams(parts, {"test-scaled.steps": "1.5"})
+    with pytest.raises(UserError, match="not a part of this method spec"):
+        resolve_hparams(parts, {"ldam.max_m": "0.3"})
+    from tailbench.methods import registry
+    del registry._PARTS["test-scaled"]
+
+
+def test_composed_predict_returns_log_probabilities():
+    from tailbench.methods import ComposedMethod, MethodContext
+
+    ctx = MethodContext(3, torch.tensor([5, 3, 1]), 2, 1, torch.device("cpu"), 0, (1, 8, 8), None)
+    method = ComposedMethod("ce", ctx)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    log_probs = method.predict(model, torch.rand(4, 1, 8, 8))
+    assert torch.allclose(log_probs.exp().sum(1), torch.ones(4))
