@@ -43,7 +43,7 @@ def test_nuisance_variants_apply_one_fixed_draw(fake_fmnist):
     again = get_dataset("fmnist-rot-lt", OPTS).load(fake_fmnist)
     assert torch.equal(rotated.train.x, again.train.x)
     assert not torch.equal(rotated.train.x, plain.train.x)
-    assert torch.equal(rotated.test_clean, plain.test.x)
+    assert torch.equal(rotated.test_clean, plain.test.x) and torch.equal(rotated.train_clean, plain.train.x)
     background = get_dataset("fmnist-bg-lt", OPTS).load(fake_fmnist)
     assert (background.train.x == 0).float().mean() < (plain.train.x == 0).float().mean()
 

@@ -49,7 +49,9 @@ class LongTailedData:
     manifest_frozen: bool
     sources: list[dict[str, str]] = field(default_factory=list)
     nuisance: str | None = None  # the family baked into every image by a fixed draw
-    test_clean: torch.Tensor | None = None  # test images before that draw (eKLD pairs t(x) with them)
+    # The train / test images before that draw: the oracle and eKLD apply fresh draws to these.
+    train_clean: torch.Tensor | None = None
+    test_clean: torch.Tensor | None = None
 
     @property
     def num_classes(self) -> int:
@@ -64,8 +66,13 @@ class LongTailedData:
         return torch.bincount(self.train.y, minlength=self.num_classes)
 
     def to(self, device: torch.device | str) -> "LongTailedData":
-        clean = None if self.test_clean is None else self.test_clean.to(device)
-        return replace(self, train=self.train.to(device), val=self.val.to(device), test=self.test.to(device), test_clean=clean)
+        def move(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else x.to(device)
+
+        return replace(
+            self, train=self.train.to(device), val=self.val.to(device), test=self.test.to(device),
+            train_clean=move(self.train_clean), test_clean=move(self.test_clean),
+        )
 
 
 class DatasetBuilder:
@@ -145,11 +152,11 @@ class DatasetBuilder:
             positions, labels = manifest.resolve(split, arrays.labels[source])
             images = torch.from_numpy(np.ascontiguousarray(arrays.images[source][positions]))
             splits[split] = Split(images, torch.from_numpy(labels))
-        test_clean = None
+        train_clean = test_clean = None
         if manifest.nuisance is not None:
             family = get_family(str(manifest.nuisance["family"]))
             seed = int(manifest.nuisance["seed"])
-            test_clean = splits["test"].x
+            train_clean, test_clean = splits["train"].x, splits["test"].x
             for offset, split in enumerate(SPLITS):
                 drawn = apply_fixed_draw(splits[split].x, family, seed + offset)
                 splits[split] = Split(drawn, splits[split].y)
@@ -166,6 +173,7 @@ class DatasetBuilder:
             manifest_frozen=frozen,
             sources=arrays.files,
             nuisance=self.nuisance,
+            train_clean=train_clean,
             test_clean=test_clean,
         )
 

@@ -36,10 +36,12 @@ class DigitsLT(DatasetBuilder):
 
     def make_manifest(self, source_totals: dict[str, list[int]]) -> Manifest:
         sizes = zipf_sizes(self.num_classes, int(self.opts["n_max"]), float(self.opts["alpha"]), int(self.opts["n_min"]))
+        seed = int(self.opts["split_seed"])
         return long_tailed_manifest(
             self.dataset_id, [str(d) for d in range(10)], source_totals, sizes,
-            seed=int(self.opts["split_seed"]), val_per_class=int(self.opts["val_per_class"]),
+            seed=seed, val_per_class=int(self.opts["val_per_class"]),
             test_per_class=int(self.opts["test_per_class"]), train_source="all", test_source="all",
+            nuisance=None if self.nuisance is None else {"family": self.nuisance, "seed": 10_000 + seed},
         )
 
     def read_source(self, data_dir: Path) -> SourceArrays:
@@ -51,3 +53,10 @@ class DigitsLT(DatasetBuilder):
         images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None, :, :]
         return SourceArrays({"all": images}, {"all": bunch.target.astype(np.int64)}, [provenance])
 
+
+
+@register_dataset("digits-rot-lt")
+class DigitsRotLT(DigitsLT):
+    nuisance = "rot"
+    invariance_families = ("rot",)
+    summary = "digits-lt with every image rotated once by U(-180, 180) degrees (for fast tests)"
