@@ -71,22 +71,37 @@ def cmd_describe(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from tailbench.benchmarks.runner import RunConfig, run
-    from tailbench.methods import load_method_file
+def run_config(args: argparse.Namespace, dataset: str, method: str, seed: int):
+    from tailbench.benchmarks.runner import RunConfig
 
-    for path in args.method_file or []:
-        load_method_file(path)
-    config = RunConfig(
-        dataset=args.dataset, method=args.method, seed=args.seed,
+    return RunConfig(
+        dataset=dataset, method=method, seed=seed,
         dataset_options=parse_assignments("--dataset-opt", args.dataset_opt),
         hparams=parse_assignments("--hp", args.hp),
         recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         ekld_transforms=args.ekld_transforms, device=args.device, out=args.out,
         data_dir=args.data_dir, force=args.force, quiet=args.quiet,
     )
-    run(config)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tailbench.benchmarks.runner import run
+    from tailbench.methods import load_method_file
+
+    for path in args.method_file or []:
+        load_method_file(path)
+    run(run_config(args, args.dataset, args.method, args.seed))
     return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from tailbench.benchmarks.sweep import sweep
+    from tailbench.methods import load_method_file
+
+    for path in args.method_file or []:
+        load_method_file(path)
+    configs = [run_config(args, d, m, s) for d in args.datasets for m in args.methods for s in args.seeds]
+    return sweep(configs)
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -106,6 +121,36 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def comma_list(text: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"{text!r} names nothing")
+    return items
+
+
+def comma_ints(text: str) -> list[int]:
+    try:
+        return [int(t) for t in comma_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset-opt", action="append", metavar="KEY=VALUE", help="dataset option, repeatable")
+    p.add_argument("--hp", action="append", metavar="PART.KEY=VALUE", help="method hyper-parameter, repeatable")
+    p.add_argument("--method-file", action="append", metavar="FILE.py", help="register method parts from a file")
+    p.add_argument("--recipe", help="recipe name (default: the dataset's own); see `tailbench list recipes`")
+    p.add_argument("--epochs", type=int, help="override the recipe's epochs (the lr schedule rescales)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--ekld-transforms", type=int, help="transforms per image for eKLD (recipe default)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--out", type=Path, default=Path("runs"), help="folder of run records (default: runs)")
+    p.add_argument("--data-dir", type=Path, help="folder of official dataset files (default: $TAILBENCH_DATA or ~/.cache/tailbench)")
+    p.add_argument("--force", action="store_true", help="run again even if the run record is complete")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="tailbench", description="Per-class accuracy and invariance benchmarks for long-tailed classification.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -123,20 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True)
     p.add_argument("--method", required=True, help="a spec: loss[+rule][+augmentation], e.g. ce+drs")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dataset-opt", action="append", metavar="KEY=VALUE", help="dataset option, repeatable")
-    p.add_argument("--hp", action="append", metavar="PART.KEY=VALUE", help="method hyper-parameter, repeatable")
-    p.add_argument("--method-file", action="append", metavar="FILE.py", help="register method parts from a file")
-    p.add_argument("--recipe", help="recipe name (default: the dataset's own); see `tailbench list recipes`")
-    p.add_argument("--epochs", type=int, help="override the recipe's epochs (the lr schedule rescales)")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--ekld-transforms", type=int, help="transforms per image for eKLD (recipe default)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    p.add_argument("--out", type=Path, default=Path("runs"), help="folder of run records (default: runs)")
-    p.add_argument("--data-dir", type=Path, help="folder of official dataset files (default: $TAILBENCH_DATA or ~/.cache/tailbench)")
-    p.add_argument("--force", action="store_true", help="run again even if the run record is complete")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
+    add_run_options(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("sweep", help="run every dataset x method x seed combination, skipping finished runs")
+    p.add_argument("--datasets", required=True, type=comma_list, help="comma-separated dataset names")
+    p.add_argument("--methods", required=True, type=comma_list, help="comma-separated method specs")
+    p.add_argument("--seeds", default=[0], type=comma_ints, help="comma-separated seeds (default 0)")
+    add_run_options(p)
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("leaderboard", help="build LEADERBOARD.md and plots from run records")
     p.add_argument("--results", type=Path, default=Path("results"))
