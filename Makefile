@@ -23,7 +23,12 @@ demo: data
 	$(TB) leaderboard --results runs --out runs/leaderboard
 	@echo "open runs/leaderboard/LEADERBOARD.md"
 
+# The HTML leaderboard test opens index.html in headless Chromium: install it where we can.
 test: install
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+		|| echo "could not install chromium; the HTML leaderboard test will be skipped"; \
+	fi
 	$(PY) -m pytest
 
 # Rebuild the committed leaderboard from the committed run records.

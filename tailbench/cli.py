@@ -6,8 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from tailbench.benchmarks import rerun as rerun_command
 from tailbench.errors import UserError
+from tailbench.leaderboard import compare as compare_command
 from tailbench.options import parse_assignments
+from tailbench.results import submit as submit_command
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -178,10 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(p)
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("leaderboard", help="build LEADERBOARD.md and plots from run records")
+    p = sub.add_parser("leaderboard", help="build LEADERBOARD.md, index.html, CSV exports and plots from run records")
     p.add_argument("--results", type=Path, default=Path("results"))
     p.add_argument("--out", type=Path, default=Path("leaderboard"))
     p.set_defaults(func=cmd_leaderboard)
+    submit_command.add_parser(sub)
+    rerun_command.add_parser(sub)
+    compare_command.add_parser(sub)
+    __import__("tailbench.generative.cli", fromlist=["add_parser"]).add_parser(sub)  # tailbench generator train|show
 
     p = sub.add_parser("data", help="dataset files")
     data_sub = p.add_subparsers(dest="action", required=True, parser_class=OneLineParser)

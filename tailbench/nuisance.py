@@ -22,10 +22,10 @@ def uniform(n: int, low: float, high: float, generator: torch.Generator) -> torc
     return low + (high - low) * torch.rand(n, generator=generator, device=generator.device)
 
 
-def warp_affine(x: torch.Tensor, matrices: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
-    """Warp a batch with per-image 2x3 matrices in normalised coordinates, zeros outside."""
+def warp_affine(x: torch.Tensor, matrices: torch.Tensor, mode: str = "bilinear", padding_mode: str = "zeros") -> torch.Tensor:
+    """Warp a batch with per-image 2x3 matrices in normalised coordinates (zeros outside by default)."""
     grid = F.affine_grid(matrices.to(x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+    return F.grid_sample(x, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
 
 
 def rotation_matrices(degrees: torch.Tensor) -> torch.Tensor:
@@ -155,3 +155,113 @@ def apply_fixed_draw(images: torch.Tensor, family: NuisanceFamily, seed: int, ch
         x = images[start:stop].float().div_(255.0)
         out[start:stop] = family.apply(x, params[start:stop]).mul_(255.0).round_().to(torch.uint8)
     return out
+
+
+# -- Natural-image families (CIFAR-LT, GTSRB-LT, TinyImageNet-LT) ----------------------------------
+# Small, label-preserving changes of viewing conditions, each drawn independently per image. The
+# geometric ones reflect the image at its border, so they do not add black corners (a second
+# nuisance) to photographs; every draw is one batched affine_grid / grid_sample call.
+
+
+@dataclass(frozen=True)
+class Lighting(NuisanceFamily):
+    """Brightness then contrast, as torchvision's ColorJitter(brightness=0.4, contrast=0.4) draws them:
+    x * b, then (x - m) * c + m with m the image's mean grey level; b, c ~ U(0.6, 1.4)."""
+
+    name: str = "light"
+    brightness: float = 0.4
+    contrast: float = 0.4
+
+    @property
+    def description(self) -> str:
+        b, c = self.brightness, self.contrast
+        return f"lighting: brightness x U({1 - b:g}, {1 + b:g}), contrast x U({1 - c:g}, {1 + c:g}) around the mean grey"
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        b = uniform(n, 1 - self.brightness, 1 + self.brightness, generator)
+        c = uniform(n, 1 - self.contrast, 1 + self.contrast, generator)
+        return torch.stack([b, c], 1)
+
+    def apply(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        params = params.to(x.dtype)
+        brightness, contrast = params[:, 0].view(-1, 1, 1, 1), params[:, 1].view(-1, 1, 1, 1)
+        lit = (x * brightness).clamp_(0.0, 1.0)
+        grey = lit.mean(1, keepdim=True) if x.shape[1] != 3 else (lit * _LUMA.to(x).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        mean = grey.mean((2, 3), keepdim=True)
+        return ((lit - mean) * contrast + mean).clamp_(0.0, 1.0)
+
+
+_LUMA = torch.tensor([0.299, 0.587, 0.114])  # ITU-R 601 grey, as PIL's convert("L") and torchvision use
+
+
+@dataclass(frozen=True)
+class SmallRotation(NuisanceFamily):
+    """Rotation by an angle ~ U(-max_degrees, max_degrees), bilinear, reflected at the border."""
+
+    name: str = "rot15"
+    max_degrees: float = 15.0
+
+    @property
+    def description(self) -> str:
+        return f"small rotation, angle ~ U(-{self.max_degrees:g}, {self.max_degrees:g}) degrees, bilinear, reflected border"
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return uniform(n, -self.max_degrees, self.max_degrees, generator)
+
+    def apply(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        return warp_affine(x, rotation_matrices(params.to(x.dtype)), "bilinear", "reflection").clamp_(0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Translation(NuisanceFamily):
+    """Shift by (dx, dy), each ~ U(-max_fraction, max_fraction) of the image side (4 px at 32, 8 px at 64)."""
+
+    name: str = "shift"
+    max_fraction: float = 0.125
+
+    @property
+    def description(self) -> str:
+        f = self.max_fraction
+        return f"translation, dx, dy ~ U(-{f:g}, {f:g}) x image side, bilinear, reflected border"
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.stack([uniform(n, -self.max_fraction, self.max_fraction, generator) for _ in range(2)], 1)
+
+    def apply(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        matrices = torch.zeros(n, 2, 3, dtype=x.dtype, device=x.device)
+        matrices[:, 0, 0] = matrices[:, 1, 1] = 1.0
+        # affine_grid maps output to input coordinates on [-1, 1]: moving the content by a
+        # fraction f of the side means reading from 2 f further back.
+        matrices[:, :, 2] = -2.0 * params.to(x.dtype)
+        return warp_affine(x, matrices, "bilinear", "reflection").clamp_(0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Scale(NuisanceFamily):
+    """Isotropic zoom about the centre by s, log-uniform in [1 / max_factor, max_factor]."""
+
+    name: str = "scale"
+    max_factor: float = 1.25
+
+    @property
+    def description(self) -> str:
+        return f"scale, zoom s log-uniform in [{1 / self.max_factor:g}, {self.max_factor:g}] about the centre, bilinear, reflected border"
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        log_max = math.log(self.max_factor)
+        return uniform(n, -log_max, log_max, generator).exp()
+
+    def apply(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        inverse = 1.0 / params.to(x.dtype)  # content grows by s: read from coordinates / s
+        matrices = torch.zeros(n, 2, 3, dtype=x.dtype, device=x.device)
+        matrices[:, 0, 0] = inverse
+        matrices[:, 1, 1] = inverse
+        return warp_affine(x, matrices, "bilinear", "reflection").clamp_(0.0, 1.0)
+
+
+NATURAL_FAMILIES: tuple[str, ...] = ("light", "rot15", "shift", "scale")
+
+for _family in (Lighting(), SmallRotation(), Translation(), Scale()):
+    register_family(_family)

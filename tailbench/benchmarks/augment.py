@@ -34,7 +34,14 @@ def crop_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return random_hflip(random_crop(x, generator), generator)
 
 
-AUGMENTATIONS: dict[str, Augmentation] = {"crop_flip": crop_flip, "crop": random_crop, "hflip": random_hflip}
+def crop8_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The 64x64 analogue of crop_flip (Tiny ImageNet): pad 8, random crop back, horizontal flip."""
+    return random_hflip(random_crop(x, generator, padding=8), generator)
+
+
+AUGMENTATIONS: dict[str, Augmentation] = {
+    "crop_flip": crop_flip, "crop": random_crop, "hflip": random_hflip, "crop8_flip": crop8_flip,
+}
 
 
 def compose(names: tuple[str, ...]) -> Augmentation:

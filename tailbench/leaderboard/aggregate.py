@@ -50,6 +50,11 @@ class Entry:
     def families(self) -> list[str]:
         return list(self.runs[0].result["dataset"]["invariance_families"])
 
+    @property
+    def learned_keys(self) -> list[str]:
+        """Summary numbers about what a method learned (e.g. Augerino's learned_rotation_deg)."""
+        return sorted({k for r in self.runs for k in r.result["summary"] if k.startswith("learned_")})
+
 
 def entries(runs: list[RunRecord]) -> dict[str, list[Entry]]:
     """Benchmark -> its entries, sorted by method name."""

@@ -1,33 +1,142 @@
-"""Build the leaderboard folder from a folder of run records."""
+"""Build the leaderboard folder from a folder of run records (and reported.yaml), nothing else.
+
+Writes LEADERBOARD.md, index.html, summary.csv (one row per entry), per_class.csv (one row per
+entry and class, means over seeds), reported.csv (the papers' numbers) and per benchmark the
+plots ekld_vs_count_<benchmark>.png and acc_vs_count_<benchmark>.png. Plots of benchmarks that
+no longer have records are removed. The bytes depend on the records alone (sorted everywhere, no
+timestamps, fixed PNG metadata), so the committed leaderboard can be checked to be current.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import math
 import re
 from pathlib import Path
 
 from tailbench.errors import UserError
-from tailbench.leaderboard.aggregate import entries
+from tailbench.leaderboard.aggregate import Entry, entries
+from tailbench.leaderboard.html import benchmark_html, render_html
 from tailbench.leaderboard.markdown import benchmark_section, render
-from tailbench.leaderboard.plots import ekld_vs_count_png
+from tailbench.leaderboard.plots import accuracy_vs_count_png, ekld_vs_count_png
+from tailbench.leaderboard.reported import Reported, by_benchmark, load_reported
 from tailbench.results.records import iter_runs
 from tailbench.results.store import write_atomic
+
+PLOT_PREFIXES = ("ekld_vs_count_", "acc_vs_count_")
 
 
 def safe_file_name(benchmark: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", benchmark)
 
 
-def build_leaderboard(results: Path, out: Path) -> list[Path]:
+def _cell(value: object) -> object:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    return "" if value is None else value
+
+
+def csv_text(header: list[str], rows: list[list[object]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([_cell(v) for v in row])
+    return buffer.getvalue().encode()
+
+
+def _ordered_union(lists) -> list[str]:
+    seen: dict[str, None] = {}
+    for items in lists:
+        for item in items:
+            seen.setdefault(item, None)
+    return list(seen)
+
+
+def summary_csv(grouped: dict[str, list[Entry]]) -> bytes:
+    all_entries = [entry for group in grouped.values() for entry in group]
+    keys = _ordered_union(run.result["summary"] for entry in all_entries for run in entry.runs)
+    header = ["benchmark", "method", "n_seeds", "seeds"] + [f"{k}_{s}" for k in keys for s in ("mean", "std")]
+    rows = []
+    for entry in all_entries:
+        row: list[object] = [entry.benchmark, entry.method, len(entry.runs), " ".join(str(s) for s in entry.seeds)]
+        for key in keys:
+            value = entry.metric(key)
+            row += [value.mean, value.std]
+        rows.append(row)
+    return csv_text(header, rows)
+
+
+def per_class_csv(grouped: dict[str, list[Entry]]) -> bytes:
+    all_entries = [entry for group in grouped.values() for entry in group]
+    tables = [(entry, entry.per_class_mean()) for entry in all_entries]
+    fixed = ["class", "class_name", "train_count", "test_count", "val_acc", "test_acc"]
+    extra = [c for c in _ordered_union(list(t.columns) for _, t in tables) if c not in fixed]
+    header = ["benchmark", "method", "n_seeds"] + fixed + extra
+    rows = []
+    for entry, table in tables:
+        for record in table.to_dict("records"):
+            row: list[object] = [entry.benchmark, entry.method, len(entry.runs)]
+            for column in fixed + extra:
+                value = record.get(column)
+                if column in {"class", "train_count", "test_count"} and isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                row.append(value)
+            rows.append(row)
+    return csv_text(header, rows)
+
+
+def reported_csv(rows: list[Reported]) -> bytes:
+    header = ["benchmark", "method", "paper_method", "metric", "value", "accuracy", "verified", "source", "citation", "url", "note"]
+    return csv_text(header, [[r.benchmark, r.method, r.paper_method, r.metric, r.value, r.accuracy, str(r.verified).lower(),
+                              r.source, r.citation, r.url, r.note] for r in rows])
+
+
+def render_files(results: Path) -> dict[str, bytes]:
+    """File name -> bytes of the whole leaderboard folder."""
     if not results.is_dir():
         raise UserError(f"--results {results} is not a folder of run records; run `tailbench run` first or point --results at one")
     grouped = entries(iter_runs(results))
-    written, sections = [], []
-    for benchmark, group in grouped.items():
-        plot_name = f"ekld_vs_count_{safe_file_name(benchmark)}.png" if group[0].families else None
-        if plot_name:
-            write_atomic(out / plot_name, ekld_vs_count_png(benchmark, group))
-            written.append(out / plot_name)
-        sections.append(benchmark_section(benchmark, group, plot_name))
-    write_atomic(out / "LEADERBOARD.md", render(sections).encode())
-    written.append(out / "LEADERBOARD.md")
+    reported_rows = load_reported()
+    reported = by_benchmark(reported_rows)
+    files: dict[str, bytes] = {}
+    md_sections, html_sections = [], []
+    # benchmarks with run records first, then those with only papers' numbers
+    order = sorted(grouped) + sorted(set(reported) - set(grouped))
+    for index, benchmark in enumerate(order):
+        group = grouped.get(benchmark, [])
+        plot_names: list[tuple[str, str]] = []
+        plots: list[tuple[bytes, str]] = []
+        if group:
+            if group[0].families:
+                name = f"ekld_vs_count_{safe_file_name(benchmark)}.png"
+                files[name] = ekld_vs_count_png(benchmark, group)
+                alt = f"per-class eKLD against class size on {benchmark}"
+                plot_names.append((name, alt))
+                plots.append((files[name], alt))
+            name = f"acc_vs_count_{safe_file_name(benchmark)}.png"
+            files[name] = accuracy_vs_count_png(benchmark, group)
+            alt = f"per-class test accuracy against class size on {benchmark}"
+            plot_names.append((name, alt))
+            plots.append((files[name], alt))
+        md_sections.append(benchmark_section(benchmark, group, plot_names, reported.get(benchmark)))
+        html_sections.append((benchmark, benchmark_html(index, benchmark, group, plots, reported.get(benchmark, []))))
+    files["LEADERBOARD.md"] = render(md_sections).encode()
+    files["index.html"] = render_html(html_sections).encode()
+    files["summary.csv"] = summary_csv(grouped)
+    files["per_class.csv"] = per_class_csv(grouped)
+    files["reported.csv"] = reported_csv(reported_rows)
+    return files
+
+
+def build_leaderboard(results: Path, out: Path) -> list[Path]:
+    files = render_files(results)
+    written = []
+    for name in sorted(files):
+        write_atomic(out / name, files[name])
+        written.append(out / name)
+    for stale in sorted(out.glob("*.png")):  # plots of benchmarks that have no records any more
+        if stale.name.startswith(PLOT_PREFIXES) and stale.name not in files:
+            stale.unlink()
     return written

@@ -1,8 +1,9 @@
-"""LEADERBOARD.md: per benchmark, one row per method, mean ± std over seeds."""
+"""LEADERBOARD.md: per benchmark, one row per method, mean ± std over seeds; papers' numbers apart."""
 
 from __future__ import annotations
 
 from tailbench.leaderboard.aggregate import Entry, Stat
+from tailbench.leaderboard.reported import Reported
 
 ACCURACY_COLUMNS = [
     ("accuracy", "acc"),
@@ -22,47 +23,107 @@ def fmt(value: Stat, scale: float = 1.0, digits: int = 2) -> str:
     return text + (f" ± {value.std * scale:.{digits}f}" if value.std is not None else "")
 
 
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    """Record text as literal Markdown table text (no HTML, no table breaks)."""
+    text = one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for char in "\\|`*_[]":
+        text = text.replace(char, "\\" + char)
+    return text
 
 
-def benchmark_section(benchmark: str, entries: list[Entry], plot_name: str | None) -> str:
-    families = entries[0].families
-    headers = ["method", "seeds"] + [label for _, label in ACCURACY_COLUMNS]
-    for family in families:
-        headers += [f"eKLD {family}", f"tail eKLD {family}", f"ρ(eKLD, n) {family}"]
+def code(text: str) -> str:
+    """A code span (literal inside, so only the table's pipe needs escaping)."""
+    text = one_line(text)
+    if "`" in text or not text:
+        return escape(text)
+    return "`" + text.replace("|", "\\|") + "`"
+
+
+def learned_label(key: str) -> str:
+    return key.removeprefix("learned_")
+
+
+def learned_cell(entry: Entry) -> str:
+    parts = [f"{learned_label(key)} {fmt(entry.metric(key), 1.0, 3)}" for key in entry.learned_keys]
+    return "; ".join(parts) or "—"
+
+
+def reported_table(rows: list[Reported]) -> list[str]:
+    """Papers' numbers for one benchmark: their own table, every row marked reported."""
+    lines = [
+        "**Reported in papers** (not reproduced by tailbench; not comparable row by row: the papers "
+        "selected checkpoints on the test set):",
+        "",
+        "| | method | paper's name | top-1 error (%) | accuracy (%) = 100 - error | source |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        mark = "reported" + ("" if row.verified else ", unverified")
+        note = f" ({escape(row.note)})" if row.note else ""
+        lines.append(
+            f"| *{mark}* | {code(row.method)} | {escape(row.paper_method)} | {row.value:.2f} | {row.accuracy:.2f} | "
+            f"{escape(row.citation)}{note} |"
+        )
+    return lines
+
+
+def benchmark_section(benchmark: str, entries: list[Entry], plot_names: list[tuple[str, str]], reported: list[Reported] | None = None) -> str:
     lines = [f"## {escape(benchmark)}", ""]
-    first = entries[0].runs[0].result
-    recipe = first["recipe"]
-    lines.append(
-        f"Recipe `{recipe['name']}`: {recipe['model']}, {recipe['epochs']} epochs, batch {recipe['batch_size']}; "
-        f"eKLD over {recipe['ekld_images_per_class']} test images per class x {recipe['ekld_transforms']} transforms. "
-        f"Manifest `{first['dataset']['manifest_sha256'][:16]}`."
-    )
-    lines += ["", "| " + " | ".join(headers) + " |", "|" + "|".join(["---"] * len(headers)) + "|"]
-    for entry in entries:
-        cells = [f"`{escape(entry.method)}`", str(len(entry.runs))]
-        cells += [fmt(entry.metric(key), 100.0, 1) for key, _ in ACCURACY_COLUMNS]
+    if entries:
+        families = entries[0].families
+        learned = any(e.learned_keys for e in entries)
+        headers = ["method", "seeds"] + [label for _, label in ACCURACY_COLUMNS]
         for family in families:
-            cells += [
-                fmt(entry.metric(f"ekld_{family}"), 1.0, 3),
-                fmt(entry.metric(f"tail_ekld_{family}"), 1.0, 3),
-                fmt(entry.metric(f"spearman_ekld_count_{family}"), 1.0, 2),
-            ]
-        lines.append("| " + " | ".join(cells) + " |")
-    if plot_name:
-        lines += ["", f"![per-class eKLD against class size on {escape(benchmark)}]({plot_name})"]
+            headers += [f"eKLD {escape(family)}", f"tail eKLD {escape(family)}", f"ρ(eKLD, n) {escape(family)}"]
+        if learned:
+            headers.append("learned invariance")
+        first = entries[0].runs[0].result
+        recipe = first["recipe"]
+        lines.append(
+            f"Recipe `{one_line(recipe['name'])}`: {escape(recipe['model'])}, {recipe['epochs']} epochs, batch {recipe['batch_size']}; "
+            f"eKLD over {recipe['ekld_images_per_class']} test images per class x {recipe['ekld_transforms']} transforms. "
+            f"Manifest `{one_line(first['dataset']['manifest_sha256'])[:16]}`."
+        )
+        lines += ["", "| " + " | ".join(headers) + " |", "|" + "|".join(["---"] * len(headers)) + "|"]
+        for entry in entries:
+            cells = [code(entry.method), str(len(entry.runs))]
+            cells += [fmt(entry.metric(key), 100.0, 1) for key, _ in ACCURACY_COLUMNS]
+            for family in families:
+                cells += [
+                    fmt(entry.metric(f"ekld_{family}"), 1.0, 3),
+                    fmt(entry.metric(f"tail_ekld_{family}"), 1.0, 3),
+                    fmt(entry.metric(f"spearman_ekld_count_{family}"), 1.0, 2),
+                ]
+            if learned:
+                cells.append(escape(learned_cell(entry)))
+            lines.append("| " + " | ".join(cells) + " |")
+        for name, alt in plot_names:
+            lines += ["", f"![{escape(alt)}]({name})"]
+    else:
+        lines.append("No run records yet.")
+    if reported:
+        lines += [""] + reported_table(reported)
     return "\n".join(lines)
 
 
 PREAMBLE = """# tailbench leaderboard
 
-Generated by `tailbench leaderboard` from run records only; do not edit by hand.
+Generated by `tailbench leaderboard` from run records only; do not edit by hand. The same tables,
+sortable and with per-class drill-downs, are in `index.html`; `summary.csv` and `per_class.csv`
+export every entry, `reported.csv` the papers' numbers.
+
 Accuracies are percentages on the test split, mean ± sample standard deviation (ddof = 1) over
 seeds. many / medium / few: classes with > 100, 20..100, < 20 training images (— when a dataset has
 no such class). tail third: the smallest third of the classes. eKLD: mean KL(p(.|x) || p(.|t(x)))
 over classes (lower is more invariant); tail eKLD over the smallest third; ρ(eKLD, n): Spearman
 correlation of per-class eKLD with training count (negative: small classes are less invariant).
+learned invariance: what a method learned about its own augmentation (summary numbers `learned_*`).
+Numbers from papers are never mixed into these tables: each benchmark lists them apart, marked
+*reported* (from `tailbench/leaderboard/reported.yaml`, with citations).
 """
 
 

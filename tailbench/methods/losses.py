@@ -1,12 +1,34 @@
-"""Loss parts: the first part of every method spec."""
+"""Loss parts: the first part of every method spec.
+
+Every loss takes optional per-class weights (from a rule such as ``rw`` or ``drw``) and
+reduces the same way as ``F.cross_entropy(weight=...)``: a weighted mean over the batch,
+sum_i w[y_i] * l_i / sum_i w[y_i]. So weights change how the batch's examples count relative
+to each other, not the loss's overall scale, and every loss with weights = 1 is a plain mean.
+"""
 
 from __future__ import annotations
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
-from tailbench.methods.base import MethodPart
+from tailbench.errors import UserError
+from tailbench.methods.base import MethodContext, MethodPart
 from tailbench.methods.registry import register_method
+from tailbench.models.wrappers import backbone_of, replace_classifier
+
+
+def weighted_mean(per_sample: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """The batch mean of per-sample losses, weighted by their classes' weights if given."""
+    if weights is None:
+        return per_sample.mean()
+    w = weights.to(per_sample.dtype)[y]
+    return (w * per_sample).sum() / w.sum()
+
+
+def class_counts(ctx: MethodContext) -> torch.Tensor:
+    """Training images per class as float64 on the run's device, at least 1 (empty classes stay finite)."""
+    return ctx.class_counts.to(device=ctx.device, dtype=torch.float64).clamp_min(1.0)
 
 
 @register_method("ce")
@@ -17,3 +39,90 @@ class CrossEntropy(MethodPart):
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
         return F.cross_entropy(logits, y, weight=weights)
+
+
+@register_method("focal")
+class Focal(MethodPart):
+    """FL(p_t) = -(1 - p_t)^gamma log p_t, where p_t is the predicted probability of the true class."""
+
+    kind = "loss"
+    description = "focal loss: cross-entropy times (1 - p_true)^gamma, down-weighting easy examples"
+    paper = "Lin et al., ICCV 2017 (focal loss)"
+    hparams = {"gamma": 1.0}
+
+    def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
+        super().__init__(ctx, hp)
+        self.gamma = float(hp["gamma"])
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        log_p = F.log_softmax(logits, dim=1).gather(1, y[:, None]).squeeze(1)
+        # 1 - p_t computed as -expm1(log p_t) (exact near p_t = 1); the floor keeps the gradient
+        # finite for gamma < 1 when p_t rounds to 1.
+        modulation = (-torch.expm1(log_p)).clamp_min(1e-12).pow(self.gamma)
+        return weighted_mean(-modulation * log_p, y, weights)
+
+
+class CosineClassifier(nn.Module):
+    """A linear layer without bias on L2-normalised features and L2-normalised class vectors:
+    its outputs are cosine similarities in [-1, 1]."""
+
+    def __init__(self, in_features: int, num_classes: int) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, num_classes
+        self.weight = nn.Parameter(torch.empty(num_classes, in_features).uniform_(-1.0, 1.0))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return F.linear(F.normalize(features, dim=1), F.normalize(self.weight, dim=1))
+
+
+@register_method("ldam")
+class LDAM(MethodPart):
+    """Label-distribution-aware margin loss: CE(s * (cos - m_y 1_y), y) with m_c = C * n_c^(-1/4),
+    C chosen so that the largest margin (the smallest class's) is max_m."""
+
+    kind = "loss"
+    description = "label-distribution-aware margins (m_c ~ n_c^-1/4, largest max_m) on an s-scaled cosine classifier"
+    paper = "Cao et al., NeurIPS 2019 (LDAM-DRW)"
+    hparams = {"max_m": 0.5, "s": 30.0}
+
+    def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
+        super().__init__(ctx, hp)
+        self.s = float(hp["s"])
+        raw = class_counts(ctx).pow(-0.25)
+        self.margins = (raw * (float(hp["max_m"]) / raw.max())).float()
+
+    def wrap_model(self, model: nn.Module) -> nn.Module:
+        old = backbone_of(model).get_classifier()
+        if not isinstance(old, nn.Linear):
+            raise UserError(f"ldam needs a linear classifier to make cosine-normalised; {type(backbone_of(model)).__name__} has a {type(old).__name__}")
+        new = CosineClassifier(old.in_features, old.out_features).to(device=old.weight.device, dtype=old.weight.dtype)
+        replace_classifier(model, new)
+        return model
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        true_class = F.one_hot(y, logits.shape[1]).to(torch.bool)
+        margin = self.margins.to(logits.dtype)[y][:, None]
+        adjusted = torch.where(true_class, logits - margin, logits)
+        return F.cross_entropy(self.s * adjusted, y, weight=weights)
+
+    def to_log_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        """The model outputs cosines; probabilities are on the scale the loss trained (s * cos)."""
+        return F.log_softmax(self.s * logits, dim=1)
+
+
+@register_method("bsce")
+class BalancedSoftmax(MethodPart):
+    """Training loss CE(logits + tau * log prior, y); prediction uses the plain logits."""
+
+    kind = "loss"
+    description = "balanced softmax / logit adjustment: tau * log(prior) added to the logits in the training loss only"
+    paper = "Ren et al., NeurIPS 2020; Menon et al., ICLR 2021"
+    hparams = {"tau": 1.0}
+
+    def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
+        super().__init__(ctx, hp)
+        counts = class_counts(ctx)
+        self.log_prior = (float(hp["tau"]) * (counts / counts.sum()).log()).float()
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        return F.cross_entropy(logits + self.log_prior.to(logits.dtype), y, weight=weights)

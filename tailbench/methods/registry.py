@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -31,10 +32,12 @@ def register_method(name: str) -> Callable[[P], P]:
 
 
 def method_parts() -> dict[str, type[MethodPart]]:
+    load_entry_points()
     return dict(sorted(_PARTS.items()))
 
 
 def parse_spec(spec: str) -> list[type[MethodPart]]:
+    load_entry_points()
     names = [part.strip() for part in spec.split("+")]
     if not spec or any(not n for n in names):
         raise UserError(f"method spec {spec!r} is malformed; write parts joined by '+', e.g. ce+drs")
@@ -77,6 +80,9 @@ def load_method_file(path: str) -> None:
     if not file.is_file() or file.suffix != ".py":
         raise UserError(f"--method-file {path}: no such Python file")
     module_name = f"tailbench_user_method_{file.stem}"
+    loaded = sys.modules.get(module_name)
+    if loaded is not None and Path(getattr(loaded, "__file__", "")).resolve() == file.resolve():
+        return  # already imported in this process (e.g. run, then rerun): its parts are registered
     spec = importlib.util.spec_from_file_location(module_name, file)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     sys.modules[module_name] = module
@@ -85,3 +91,30 @@ def load_method_file(path: str) -> None:
     except Exception as error:
         del sys.modules[module_name]
         raise UserError(f"--method-file {path} failed to import: {type(error).__name__}: {error}") from None
+
+
+ENTRY_POINT_GROUP = "tailbench.methods"
+_entry_points_loaded = False
+
+
+def load_entry_points() -> None:
+    """Import the method parts that installed packages declare under the `tailbench.methods` group.
+
+    An entry point names a module (importing it runs its @register_method decorators) or a
+    MethodPart subclass (registered under the entry point's name unless it registered itself).
+    Loaded once, on the registry's first use; a broken one is a one-line UserError naming it.
+    """
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    for point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda p: (p.name, p.value)):
+        try:
+            loaded = point.load()
+            if isinstance(loaded, type) and issubclass(loaded, MethodPart) and loaded not in _PARTS.values():
+                register_method(point.name)(loaded)
+        except Exception as error:
+            raise UserError(
+                f"entry point {point.name!r} = {point.value!r} (group {ENTRY_POINT_GROUP}) failed to load: "
+                f"{type(error).__name__}: {' '.join(str(error).split())}; fix or uninstall the package that declares it"
+            ) from None
+    _entry_points_loaded = True

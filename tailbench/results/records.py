@@ -37,6 +37,13 @@ def read_run(directory: Path) -> RunRecord:
 
 
 def iter_runs(root: Path) -> list[RunRecord]:
-    """Every complete run under root (any depth), sorted by benchmark, method and seed."""
-    runs = [read_run(done.parent) for done in Path(root).rglob(DONE) if (done.parent / RESULT).is_file()]
+    """Every complete run under root (any depth), sorted by benchmark, method and seed.
+
+    Hidden folders (a name starting with '.') are skipped: `tailbench submit` stages copies there.
+    """
+    root = Path(root)
+    runs = [
+        read_run(done.parent) for done in root.rglob(DONE)
+        if (done.parent / RESULT).is_file() and not any(part.startswith(".") for part in done.parent.relative_to(root).parts)
+    ]
     return sorted(runs, key=lambda r: (r.benchmark, r.method, r.seed))

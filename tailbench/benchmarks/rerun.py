@@ -1,0 +1,214 @@
+"""`tailbench rerun DATASET METHOD [--seed S] [--results DIR] [--tolerance X]`.
+
+Rebuilds a leaderboard entry's run from the config its record stores (dataset name and options,
+recipe name and overrides, method spec and hyper-parameters, seed, device type), runs it into a
+temporary folder, and prints the stored and the new summary numbers side by side.
+
+Agreement, per summary number: within an explicit --tolerance if given; else within twice the
+sample standard deviation of that number over the entry's seeds (two seeds or more); else, for an
+entry with one seed, exactly equal when both the record and the rerun are CPU runs (the harness is
+deterministic on the CPU) and otherwise an error asking for --tolerance. Exit code 1 when any
+number disagrees.
+
+This module is imported when the CLI starts: keep torch out of its top-level imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tailbench.errors import UserError
+
+if TYPE_CHECKING:
+    from tailbench.results.records import RunRecord
+
+RECIPE_OVERRIDES = ("epochs", "batch_size", "lr", "ekld_transforms")
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("rerun", help="rerun a results entry from its stored config and compare the numbers")
+    p.add_argument("benchmark", metavar="DATASET", help="the benchmark id, as in the run folder (e.g. digits-lt@epochs=1)")
+    p.add_argument("method", help="the method spec, as in the run folder")
+    p.add_argument("--seed", type=int, help="which of the entry's seeds to rerun (default: its smallest)")
+    p.add_argument("--results", type=Path, default=Path("results"), help="the results folder (default: results)")
+    p.add_argument("--tolerance", type=float, help="absolute tolerance for every summary number (default: 2 x the std over the entry's seeds)")
+    p.add_argument("--device", choices=["cpu", "cuda"], help="run on this device instead of the record's device type")
+    p.add_argument("--data-dir", type=Path, help="folder of official dataset files")
+    p.add_argument("--method-file", action="append", metavar="FILE.py", help="register method parts from a file (for methods not in tailbench)")
+    p.set_defaults(func=cmd_rerun)
+
+
+def config_from_record(result: dict, out: Path, device: str | None = None, data_dir: Path | None = None):
+    """The RunConfig that reproduces a stored run (values keep their stored JSON types)."""
+    try:
+        return _config(result, out, device, data_dir)
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        raise UserError(f"the record lacks part of its run config ({type(error).__name__}: {error}); check it with `tailbench submit`") from None
+
+
+def _config(result: dict, out: Path, device: str | None, data_dir: Path | None):
+    from tailbench.benchmarks.runner import RunConfig
+    from tailbench.methods import method_parts
+
+    recipe = result["recipe"]
+    overrides = dict(recipe.get("overrides") or {})
+    unknown = sorted(set(overrides) - set(RECIPE_OVERRIDES))
+    if unknown:
+        raise UserError(f"the record's recipe override {unknown[0]!r} is not one `tailbench run` accepts; it cannot be rerun")
+    missing = [part for part in result["method"]["spec"].split("+") if part not in method_parts()]
+    if missing:
+        raise UserError(
+            f"method part {missing[0]!r} of {result['method']['spec']!r} is not registered here; "
+            "pass the submitter's file with --method-file FILE.py (or install their package)"
+        )
+    return RunConfig(
+        dataset=result["dataset"]["name"],
+        method=result["method"]["spec"],
+        seed=int(result["seed"]),
+        dataset_options=dict(result["dataset"]["options"]),
+        hparams={f"{part}.{key}": value for part, values in result["method"]["hparams"].items() for key, value in values.items()},
+        recipe=recipe["name"],
+        epochs=overrides.get("epochs"),
+        batch_size=overrides.get("batch_size"),
+        lr=overrides.get("lr"),
+        ekld_transforms=overrides.get("ekld_transforms"),
+        device=device or result["provenance"]["device_type"],
+        out=out,
+        data_dir=data_dir,
+        force=True,
+        quiet=True,
+    )
+
+
+def entry_runs(results: Path, benchmark: str, method: str) -> list[RunRecord]:
+    from tailbench.results.records import iter_runs
+
+    if not results.is_dir():
+        raise UserError(f"--results {results} is not a folder of run records")
+    runs = [r for r in iter_runs(results / benchmark / method) if r.benchmark == benchmark and r.method == method] if (results / benchmark / method).is_dir() else []
+    if not runs:
+        known = sorted({f"{r.benchmark} {r.method}" for r in iter_runs(results)})
+        hint = f"; entries: {', '.join(known[:12])}{' ...' if len(known) > 12 else ''}" if known else "; it holds no complete run records"
+        raise UserError(f"no complete run records for {benchmark} {method} under {results}{hint}")
+    return sorted(runs, key=lambda r: r.seed)
+
+
+@dataclass
+class Row:
+    metric: str
+    stored: float | None
+    new: float | None
+    tolerance: float
+
+    @property
+    def difference(self) -> float | None:
+        if self.stored is None or self.new is None:
+            return None
+        return self.new - self.stored
+
+    @property
+    def agrees(self) -> bool:
+        if self.stored is None or self.new is None:
+            return self.stored is None and self.new is None
+        if self.tolerance == 0:
+            return self.new == self.stored
+        return abs(self.new - self.stored) <= self.tolerance
+
+
+def _sample_std(values: list[float]) -> float:
+    mean = math.fsum(values) / len(values)
+    return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def tolerances(runs: list[RunRecord], keys: list[str], explicit: float | None, stored_device: str, rerun_device: str) -> tuple[dict[str, float], str]:
+    """Per summary key, the allowed absolute difference, and a sentence saying where it came from."""
+    if explicit is not None:
+        if not explicit >= 0:
+            raise UserError(f"--tolerance must be a non-negative number, got {explicit}")
+        return {k: explicit for k in keys}, f"explicit tolerance {explicit:g}"
+    if len(runs) >= 2:
+        out = {}
+        for key in keys:
+            values = [float(r.result["summary"][key]) for r in runs if r.result["summary"].get(key) is not None]
+            out[key] = 2 * _sample_std(values) if len(values) >= 2 else 0.0
+        return out, f"2 x the std over the entry's {len(runs)} seeds"
+    if stored_device == "cpu" and rerun_device == "cpu":
+        return {k: 0.0 for k in keys}, "exact match (one seed, CPU record rerun on the CPU)"
+    raise UserError(
+        f"the entry has one seed and the record ran on {stored_device}, the rerun on {rerun_device}: "
+        "there is no seed spread to derive a tolerance from; pass --tolerance X"
+    )
+
+
+def compare_summaries(stored: dict, new: dict, tolerance: dict[str, float]) -> list[Row]:
+    keys = list(stored) + [k for k in new if k not in stored]
+    return [Row(k, stored.get(k), new.get(k), tolerance.get(k, 0.0)) for k in keys]
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.6g}"
+
+
+def print_comparison(title: str, rows: list[Row], how: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("metric", "stored", "rerun", "difference", "tolerance", "agree", title=title)
+    for row in rows:
+        diff = row.difference
+        table.add_row(
+            row.metric, _fmt(row.stored), _fmt(row.new), "—" if diff is None else f"{diff:+.3g}",
+            "exact" if row.tolerance == 0 else f"{row.tolerance:.3g}", "yes" if row.agrees else "[bold red]NO[/]",
+        )
+    Console(width=110).print(table)
+    print(f"tolerance: {how}")
+
+
+def rerun(results: Path, benchmark: str, method: str, seed: int | None, tolerance: float | None,
+          device: str | None = None, data_dir: Path | None = None) -> bool:
+    runs = entry_runs(results, benchmark, method)
+    if seed is None:
+        record = runs[0]
+    else:
+        matching = [r for r in runs if r.seed == seed]
+        if not matching:
+            raise UserError(f"{benchmark} {method} has no seed {seed}; its seeds: {', '.join(str(r.seed) for r in runs)}")
+        record = matching[0]
+    stored_device = record.result["provenance"]["device_type"]
+    rerun_device = device or stored_device
+    keys = list(record.result["summary"])
+    allowed, how = tolerances(runs, keys, tolerance, stored_device, rerun_device)
+
+    from tailbench.benchmarks.runner import run
+    from tailbench.results.records import read_run
+
+    with tempfile.TemporaryDirectory(prefix="tailbench-rerun-") as folder:
+        config = config_from_record(record.result, Path(folder), device, data_dir)
+        print(f"rerunning {benchmark} / {method} / seed {record.seed} on {rerun_device} from {record.directory}")
+        directory = run(config)
+        new = read_run(directory)
+        if new.benchmark != benchmark:
+            raise UserError(f"the rerun landed in benchmark {new.benchmark!r}, not {benchmark!r}; the stored config no longer rebuilds this entry")
+        same_table = (directory / "per_class.csv").read_bytes() == (record.directory / "per_class.csv").read_bytes()
+    rows = compare_summaries(record.result["summary"], new.result["summary"], allowed)
+    print_comparison(f"{benchmark} / {method} / seed {record.seed}: stored vs rerun", rows, how)
+    print(f"per_class.csv: {'identical' if same_table else 'differs'}")
+    disagree = [r.metric for r in rows if not r.agrees]
+    if disagree:
+        print(f"DISAGREE: {len(disagree)} of {len(rows)} summary numbers differ beyond the tolerance ({', '.join(disagree[:6])}{' ...' if len(disagree) > 6 else ''})")
+        return False
+    print(f"agree: all {len(rows)} summary numbers within the tolerance")
+    return True
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    from tailbench.methods import load_method_file
+
+    for path in args.method_file or []:
+        load_method_file(path)
+    return 0 if rerun(args.results, args.benchmark, args.method, args.seed, args.tolerance, args.device, args.data_dir) else 1

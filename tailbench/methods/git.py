@@ -1,0 +1,119 @@
+"""Generative invariance transfer (GIT): a generator learns the nuisance and augments the batches.
+
+Zhou, Tripuraneni, Mehta, Finn and Levine, "Do Deep Networks Transfer Invariances Across
+Classes?", ICLR 2022. A MUNIT-style generator (``tailbench.generative``) is trained on the whole
+long-tailed training set with class-balanced sampling; ``decode(content(x), s)`` with
+``s ~ N(0, I)`` keeps what ``x`` shows and redraws its nuisance. From the recipe's first lr step
+on (``delayed``), a fraction ``gen_frac`` of every batch is replaced by such versions of the
+batch's own images, so the generated part follows the run's sampler just as the real part does.
+With ``threshold`` > 0 a generated image is kept with probability
+``max((threshold - n_y) / (threshold - n_min), 0)``, so only classes below the threshold get them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from tailbench.errors import UserError
+from tailbench.methods.base import Batch, MethodContext, MethodPart, StepState
+from tailbench.methods.registry import register_method
+
+
+@register_method("git")
+class GenerativeInvarianceTransfer(MethodPart):
+    kind = "augmentation"
+    description = "replace part of each batch by MUNIT-generated versions (same content, random style) of its images"
+    paper = "Zhou et al., ICLR 2022 (GIT); generator: Huang et al., ECCV 2018 (MUNIT)"
+    hparams = {
+        "gen_frac": 0.5,  # fraction of each batch replaced by generated images
+        "delayed": True,  # start at the recipe's first lr step (as DRS does)
+        "threshold": 0,  # keep generated images only for classes smaller than this (0: all classes)
+        "iters": 10_000,  # generator training iterations (the paper's K49 setting)
+        "gen_batch": 32,  # generator training batch size (the paper's is 1)
+        "dim": 64,
+        "n_res": 4,
+        "lr_step": 100_000,  # iterations between halvings of the generator's lr
+        "gen_seed": -1,  # the generator's seed; -1: the run's seed
+    }
+
+    def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
+        super().__init__(ctx, hp)
+        from tailbench.generative.model import GeneratorConfig
+
+        if not 0.0 <= float(hp["gen_frac"]) <= 1.0:
+            raise UserError(f"--hp git.gen_frac={hp['gen_frac']} must lie in [0, 1]")
+        if int(hp["threshold"]) < 0:
+            raise UserError(f"--hp git.threshold={hp['threshold']} must be 0 (off) or a positive class size")
+        if int(hp["gen_seed"]) < -1:
+            raise UserError(f"--hp git.gen_seed={hp['gen_seed']} must be -1 (the run's seed) or a seed")
+        self.config = GeneratorConfig().with_options(
+            {"iters": hp["iters"], "batch_size": hp["gen_batch"], "dim": hp["dim"], "n_res": hp["n_res"], "lr_step": hp["lr_step"]}
+        )
+        self.gen_seed = ctx.seed if int(hp["gen_seed"]) == -1 else int(hp["gen_seed"])
+        counts = ctx.class_counts.to(ctx.device).float()
+        threshold = float(hp["threshold"])
+        if threshold > 0:
+            n_min = counts[counts > 0].min()
+            self.keep_prob = ((threshold - counts) / (threshold - n_min).clamp(min=1.0)).clamp(0.0, 1.0)
+        else:
+            self.keep_prob = None
+        self.model = None
+        self.entry = ""
+        # On the CPU a boolean gather costs no device sync: translate only the images kept.
+        self.gather_kept = ctx.device.type == "cpu"
+        self.generated = torch.zeros((), device=ctx.device)
+        self.seen = 0
+
+    def prepare(self, data) -> None:
+        from tailbench.generative.train import train_or_load
+
+        self.model, directory = train_or_load(
+            data.train.x, data.train.y, data.dataset_id, data.manifest_sha256, self.config, self.gen_seed
+        )
+        self.entry = f"{directory.parent.name}/{directory.name}"
+
+    def _autocast(self):
+        if self.ctx.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def augment(self, batch: Batch, state: StepState) -> Batch:
+        b = batch.x.shape[0]
+        self.seen += b
+        if self.hp["delayed"] and state.epoch < self.ctx.first_lr_step:
+            return batch
+        k = int(round(float(self.hp["gen_frac"]) * b))
+        if k == 0:
+            return batch
+        if self.model is None:
+            raise RuntimeError("git.augment called before prepare")
+        real = batch.x[:k]
+        style = self.model.random_style(k, state.generator, real.device)
+        keep = None
+        if self.keep_prob is not None:
+            keep = torch.rand(k, generator=state.generator, device=real.device) < self.keep_prob[batch.y[:k]]
+        with torch.no_grad(), self._autocast():
+            if keep is not None and self.gather_kept:
+                mixed = real.clone()
+                mixed[keep] = self._translate(real[keep], style[keep])
+            else:
+                generated = self._translate(real, style)
+                mixed = generated if keep is None else torch.where(keep[:, None, None, None], generated, real)
+        self.generated += k if keep is None else keep.sum()
+        return Batch(torch.cat([mixed, batch.x[k:]]), batch.y, batch.idx)
+
+    def _translate(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """[0, 1] images to [-1, 1], through the generator, and back."""
+        out = self.model.translate(x * 2.0 - 1.0, style)
+        return out.float().add(1.0).mul(0.5).clamp(0.0, 1.0)
+
+    def epoch_log(self, model, epoch: int) -> dict[str, object]:
+        fraction = float(self.generated) / max(self.seen, 1)
+        self.generated.zero_()
+        self.seen = 0
+        log: dict[str, object] = {"git_generated_frac": fraction}
+        if epoch == 0:
+            log["git_generator"] = self.entry
+        return log

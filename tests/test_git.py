@@ -1,0 +1,156 @@
+"""The `git` method part: batch mixing fraction, delay, size threshold, cache reuse, run records."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tailbench.errors import UserError
+from tailbench.methods import Batch, ComposedMethod, MethodContext, StepState
+
+# A generator trained for 2 iterations at a tiny width: what is tested here is the mixing.
+TINY_HP = {"git.iters": "2", "git.dim": "8", "git.n_res": "1", "git.gen_batch": "8"}
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAILBENCH_CACHE", str(tmp_path / "cache"))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny convolutions on a shared CPU: far faster on one thread
+    yield tmp_path / "cache"
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from tailbench.datasets import get_dataset
+    from tailbench.datasets.sources import default_data_dir
+
+    return get_dataset("digits-lt").load(default_data_dir())
+
+
+def make_git(data, first_lr_step: int = 2, seed: int = 0, **hp: object):
+    ctx = MethodContext(
+        num_classes=data.num_classes, class_counts=data.train_counts, epochs=4, first_lr_step=first_lr_step,
+        device=torch.device("cpu"), seed=seed, image_shape=data.image_shape, nuisance=None,
+    )
+    method = ComposedMethod("ce+git", ctx, {**TINY_HP, **{f"git.{k}": str(v) for k, v in hp.items()}})
+    method.prepare(data)
+    return method.augmentations[0]
+
+
+def batch_of(data, idx: torch.Tensor) -> Batch:
+    return Batch(data.train.x[idx].float() / 255.0, data.train.y[idx], idx)
+
+
+def changed_rows(before: Batch, after: Batch) -> torch.Tensor:
+    assert after.x.shape == before.x.shape
+    assert torch.equal(after.y, before.y) and torch.equal(after.idx, before.idx)
+    assert after.x.min() >= 0 and after.x.max() <= 1
+    return (after.x - before.x).abs().flatten(1).amax(1) > 1e-6
+
+
+@pytest.mark.parametrize("gen_frac, expected", [(0.5, 32), (0.25, 16), (1.0, 64), (0.0, 0)])
+def test_no_generated_images_before_the_first_lr_step_then_gen_frac(digits, gen_frac, expected):
+    git = make_git(digits, first_lr_step=2, gen_frac=gen_frac)
+    rng = torch.Generator().manual_seed(0)
+    batch = batch_of(digits, torch.randperm(len(digits.train), generator=rng)[:64])
+    for epoch in (0, 1):
+        assert not changed_rows(batch, git.augment(batch, StepState(epoch, 0, rng))).any()
+    assert git.epoch_log(None, 0)["git_generated_frac"] == 0.0
+    changed = changed_rows(batch, git.augment(batch, StepState(2, 0, rng)))
+    assert changed[:expected].all() and not changed[expected:].any()
+    assert git.epoch_log(None, 2)["git_generated_frac"] == pytest.approx(expected / 64)
+
+
+def test_not_delayed_generates_from_the_first_epoch(digits):
+    git = make_git(digits, first_lr_step=2, delayed="false")
+    rng = torch.Generator().manual_seed(0)
+    batch = batch_of(digits, torch.arange(40))
+    assert changed_rows(batch, git.augment(batch, StepState(0, 0, rng))).sum() == 20
+    assert changed_rows(batch, git.augment(batch, StepState(3, 1, rng))).sum() == 20
+
+
+def test_generated_images_depend_only_on_the_run_generator(digits):
+    git = make_git(digits, delayed="false")
+    batch = batch_of(digits, torch.arange(32))
+    a = git.augment(batch, StepState(0, 0, torch.Generator().manual_seed(3))).x
+    b = git.augment(batch, StepState(0, 0, torch.Generator().manual_seed(3))).x
+    c = git.augment(batch, StepState(0, 0, torch.Generator().manual_seed(4))).x
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_threshold_keeps_generated_images_only_for_small_classes(digits):
+    """Keep probability max((thr - n_y) / (thr - n_min), 0): never for classes of thr images or
+    more, always for the smallest class, in between proportionally."""
+    threshold = 30
+    git = make_git(digits, delayed="false", gen_frac=1.0, threshold=threshold)
+    counts = digits.train_counts.float()
+    expected = ((threshold - counts) / (threshold - counts.min())).clamp(0, 1)
+    assert torch.allclose(git.keep_prob, expected)
+    per_class = 100  # a batch with 100 draws of every class
+    idx = torch.cat([torch.nonzero(digits.train.y == c).flatten().repeat(per_class)[:per_class] for c in range(10)])
+    batch = batch_of(digits, idx)
+    rng = torch.Generator().manual_seed(0)
+    changed = changed_rows(batch, git.augment(batch, StepState(0, 0, rng))).view(10, per_class).float().mean(1)
+    assert torch.all(changed[counts >= threshold] == 0)
+    assert torch.all(changed[counts == counts.min()] == 1)
+    assert torch.allclose(changed, expected, atol=0.15), (changed, expected)
+    assert git.epoch_log(None, 0)["git_generated_frac"] == pytest.approx(float(changed.mean()))
+
+
+def test_threshold_gather_and_where_paths_agree(digits):
+    """The CPU path translates only the kept images; the device path translates all and selects."""
+    git = make_git(digits, delayed="false", gen_frac=0.75, threshold=40)
+    batch = batch_of(digits, torch.randperm(len(digits.train), generator=torch.Generator().manual_seed(1))[:48])
+    git.gather_kept = True
+    gathered = git.augment(batch, StepState(0, 0, torch.Generator().manual_seed(2))).x
+    git.gather_kept = False
+    selected = git.augment(batch, StepState(0, 0, torch.Generator().manual_seed(2))).x
+    assert torch.allclose(gathered, selected, atol=1e-5)
+
+
+def test_the_part_reuses_the_generator_the_cli_trained(digits, cli, monkeypatch):
+    result = cli("generator", "train", "--dataset", "digits-lt", "--iters", "2", "--seed", "0", "--quiet",
+                 "--opt", "dim=8", "--opt", "n_res=1", "--opt", "batch_size=8")
+    assert result.code == 0, result.err
+    from tailbench.generative import train
+
+    monkeypatch.setattr(train, "run_training", lambda *a, **k: pytest.fail("trained again instead of loading the cache"))
+    git = make_git(digits, seed=0)
+    assert git.entry.startswith("digits-lt/") and git.entry.endswith("-seed0")
+    assert git.epoch_log(None, 0)["git_generator"] == git.entry
+    with pytest.raises(pytest.fail.Exception):  # another run seed is another generator ...
+        make_git(digits, seed=1)
+    assert make_git(digits, seed=1, gen_seed=0).entry == git.entry  # ... unless git.gen_seed pins it
+
+
+@pytest.mark.parametrize("hp, message", [
+    ({"gen_frac": 1.5}, "git.gen_frac=1.5 must lie in"),
+    ({"threshold": -1}, "git.threshold=-1"),
+    ({"gen_seed": -2}, "git.gen_seed=-2"),
+    ({"dim": 0}, "dim=0 must be positive"),
+])
+def test_bad_hyper_parameters(digits, hp, message):
+    with pytest.raises(UserError, match=message):
+        make_git(digits, **hp)
+
+
+def test_run_record_logs_the_generated_fraction_per_epoch(cli, tmp_path):
+    """digits-rot-lt for 2 epochs: the lr first steps at epoch 1, so GIT starts there."""
+    hp = [a for k, v in TINY_HP.items() for a in ("--hp", f"{k}={v}")]
+    result = cli("run", "--dataset", "digits-rot-lt", "--method", "ce+drs+git", "--epochs", "2", "--out", tmp_path / "runs", "--quiet", *hp)
+    assert result.code == 0, result.err
+    record = json.loads((tmp_path / "runs" / "digits-rot-lt@epochs=2" / "ce+drs+git" / "seed-0" / "result.json").read_text())
+    logs = [h["method"] for h in record["history"]]
+    assert logs[0]["git_generated_frac"] == 0.0 and logs[0]["git_generator"].startswith("digits-rot-lt/")
+    assert logs[1]["git_generated_frac"] == pytest.approx(0.5, abs=0.01)
+    assert record["method"]["hparams"]["git"]["iters"] == 2
+
+
+def test_bad_hparam_from_the_cli_is_one_line(cli, tmp_path):
+    result = cli("run", "--dataset", "digits-rot-lt", "--method", "ce+git", "--hp", "git.gen_frac=2", "--out", tmp_path, "--quiet")
+    assert result.code == 2
+    assert "git.gen_frac=2.0 must lie in [0, 1]" in result.error_line()

@@ -1,0 +1,275 @@
+"""`tailbench submit` (schema validation, atomic copies) and `tailbench rerun` on a real digits-lt record."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+
+import pytest
+
+from fake_records import fake_record
+from tailbench.results.records import iter_runs
+from tailbench.results.schema import validate_run
+
+BENCHMARK = "digits-lt@epochs=1"
+
+
+@pytest.fixture(scope="module")
+def record(tmp_path_factory):
+    """One real run: digits-lt, ce, seed 0, one epoch, on the CPU."""
+    from tailbench.cli import main
+
+    out = tmp_path_factory.mktemp("runs")
+    assert main(["run", "--dataset", "digits-lt", "--method", "ce", "--seed", "0", "--epochs", "1", "--device", "cpu", "--out", str(out), "--quiet"]) == 0
+    return out / BENCHMARK / "ce" / "seed-0"
+
+
+def copy_of(record, tmp_path, name="candidate"):
+    target = tmp_path / name / BENCHMARK / "ce" / "seed-0"
+    shutil.copytree(record, target)
+    return target
+
+
+def edit_result(directory, change):
+    path = directory / "result.json"
+    result = json.loads(path.read_text())
+    change(result)
+    path.write_text(json.dumps(result, indent=2))
+
+
+def edit_table(directory, change):
+    path = directory / "per_class.csv"
+    rows = list(csv.reader(io.StringIO(path.read_text())))
+    rows = change(rows)
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    path.write_text(buffer.getvalue())
+
+
+def files_under(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+
+
+def test_the_harness_writes_records_that_validate(record):
+    checked = validate_run(record)
+    assert checked.ok, checked.problems
+    assert checked.result["benchmark"] == BENCHMARK
+
+
+def test_a_valid_submission_is_copied_byte_for_byte(record, cli, tmp_path):
+    results = tmp_path / "results"
+    result = cli("submit", record, "--results", results)
+    assert result.code == 0, result.err
+    target = results / BENCHMARK / "ce" / "seed-0"
+    assert "copied" in result.out and str(target) in result.out
+    assert files_under(results) == [BENCHMARK, f"{BENCHMARK}/ce", f"{BENCHMARK}/ce/seed-0",
+                                    f"{BENCHMARK}/ce/seed-0/done", f"{BENCHMARK}/ce/seed-0/per_class.csv", f"{BENCHMARK}/ce/seed-0/result.json"]
+    for name in ("result.json", "per_class.csv", "done"):
+        assert (target / name).read_bytes() == (record / name).read_bytes()
+    assert [r.seed for r in iter_runs(results)] == [0]
+    again = cli("submit", record, "--results", results)
+    assert again.code == 0 and "unchanged" in again.out
+
+
+def test_a_folder_of_runs_is_submitted_run_by_run(record, cli, tmp_path):
+    results = tmp_path / "results"
+    result = cli("submit", record.parents[2], "--results", results)
+    assert result.code == 0, result.err
+    assert (results / BENCHMARK / "ce" / "seed-0" / "done").is_file()
+
+
+def _set(path, value):
+    def change(result):
+        node = result
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+    return change
+
+
+def _delete(path):
+    def change(result):
+        node = result
+        for key in path[:-1]:
+            node = node[key]
+        del node[path[-1]]
+    return change
+
+
+def _drop_column(name):
+    def change(rows):
+        index = rows[0].index(name)
+        return [r[:index] + r[index + 1:] for r in rows]
+    return change
+
+
+def _set_cell(row, column, value):
+    def change(rows):
+        rows[row][rows[0].index(column)] = value
+        return rows
+    return change
+
+
+INVALID = {
+    "missing field": (lambda d: edit_result(d, _delete(["summary", "accuracy"])), "summary.accuracy: missing"),
+    "wrong type": (lambda d: edit_result(d, _set(["seed"], "0")), "seed: expected an integer, got string"),
+    "wrong type nested": (lambda d: edit_result(d, _set(["recipe", "epochs"], 1.5)), "recipe.epochs: expected an integer, got number"),
+    "out-of-range accuracy": (lambda d: edit_result(d, _set(["summary", "accuracy"], 1.5)), "summary.accuracy: 1.5 is above the maximum 1"),
+    "out-of-range per-class accuracy": (lambda d: edit_table(d, _set_cell(1, "test_acc", "1.5")), "per_class.csv row 1 test_acc: 1.5 is above the maximum 1"),
+    "negative eKLD": (lambda d: edit_table(d, _set_cell(2, "ekld_rot", "-0.5")), "per_class.csv row 2 ekld_rot: -0.5 is below the minimum 0"),
+    "wrong per_class columns": (lambda d: edit_table(d, _drop_column("consistency_bg")), "per_class.csv columns: missing consistency_bg"),
+    "wrong row count": (lambda d: edit_table(d, lambda rows: rows[:-1]), "per_class.csv rows: 9 rows; the dataset has 10 classes"),
+    "wrong train count": (lambda d: edit_table(d, _set_cell(1, "train_count", "999")), "per_class.csv row 1 train_count: is 999; the manifest has"),
+    "manifest sha mismatch": (lambda d: edit_result(d, _set(["dataset", "manifest_sha256"], "0" * 64)),
+                              "dataset.manifest_sha256: 0000000000000000... does not match the registry's frozen manifest for digits-lt"),
+    "no provenance": (lambda d: edit_result(d, _delete(["provenance"])), "provenance: missing"),
+    "provenance without packages": (lambda d: edit_result(d, _delete(["provenance", "packages"])), "provenance.packages: missing"),
+    "incomplete run": (lambda d: (d / "done").unlink(), "done: missing: the run is incomplete"),
+    "unknown field": (lambda d: edit_result(d, _set(["extra"], 1)), "extra: unknown field (not in run-record schema version 1)"),
+    "future schema": (lambda d: edit_result(d, _set(["schema_version"], 2)), "schema_version: 2 is not supported"),
+    "not JSON": (lambda d: (d / "result.json").write_text('{"accuracy": NaN}'), "result.json: is not valid JSON (NaN is not allowed"),
+    "summary disagrees with the table": (lambda d: edit_result(d, _set(["summary", "balanced_accuracy"], 0.123)),
+                                         "summary.balanced_accuracy: 0.123 is not the mean of per_class.csv test_acc"),
+    "tampered recipe": (lambda d: edit_result(d, _set(["recipe", "lr"], 0.5)), "recipe.lr: 0.5 differs from recipe 'digits'"),
+    "mislabelled benchmark": (lambda d: edit_result(d, _set(["benchmark"], "digits-lt")), "benchmark: 'digits-lt' does not follow"),
+    "path in the method name": (lambda d: edit_result(d, _set(["method", "spec"], "../ce")), "method.spec: '../ce' cannot name a folder"),
+}
+
+
+@pytest.mark.parametrize("case", list(INVALID))
+def test_an_invalid_record_is_rejected_with_its_reason_and_nothing_copied(record, cli, tmp_path, case):
+    break_it, reason = INVALID[case]
+    candidate = copy_of(record, tmp_path)
+    break_it(candidate)
+    results = tmp_path / "results"
+    result = cli("submit", candidate, "--results", results)
+    assert result.code == 2
+    line = result.error_line()
+    assert line.startswith(f"tailbench submit: rejected {candidate}: "), line
+    assert reason in line, line
+    assert not results.exists()
+
+
+def test_valid_records_are_copied_and_invalid_ones_rejected_in_one_call(record, cli, tmp_path):
+    bad = copy_of(record, tmp_path, "bad")
+    (bad / "done").unlink()
+    results = tmp_path / "results"
+    result = cli("submit", record, bad, "--results", results)
+    assert result.code == 2
+    assert "done: missing" in result.error_line() and "copied" in result.out
+    assert [r.seed for r in iter_runs(results)] == [0]
+
+
+def test_a_different_record_at_the_target_is_refused_unless_replace(record, cli, tmp_path):
+    results = tmp_path / "results"
+    assert cli("submit", record, "--results", results).code == 0
+    newer = copy_of(record, tmp_path, "newer")
+    edit_result(newer, _set(["provenance", "wall_seconds"], 123.0))
+    refused = cli("submit", newer, "--results", results)
+    assert refused.code == 2 and "pass --replace" in refused.error_line()
+    target = results / BENCHMARK / "ce" / "seed-0"
+    assert target.joinpath("result.json").read_bytes() == record.joinpath("result.json").read_bytes()
+    replaced = cli("submit", newer, "--results", results, "--replace")
+    assert replaced.code == 0 and "replaced" in replaced.out
+    assert json.loads(target.joinpath("result.json").read_text())["provenance"]["wall_seconds"] == 123.0
+    assert sorted(p.name for p in target.parent.iterdir()) == ["seed-0"]  # no staging or old folder left
+
+
+def test_an_interrupted_copy_leaves_nothing_behind(record, cli, tmp_path, monkeypatch):
+    import tailbench.results.submit as submit_module
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(submit_module.os, "rename", interrupted)
+    results = tmp_path / "results"
+    result = cli("submit", record, "--results", results)
+    assert result.code == 130
+    assert not results.exists()
+
+
+def test_staging_folders_are_invisible_to_readers(record, tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(record, results / BENCHMARK / "ce" / ".seed-0.submit-abc")
+    assert iter_runs(results) == []
+
+
+def test_rerun_of_a_cpu_record_matches_exactly(record, cli, tmp_path):
+    results = tmp_path / "results"
+    assert cli("submit", record, "--results", results).code == 0
+    result = cli("rerun", BENCHMARK, "ce", "--results", results)
+    assert result.code == 0, result.err
+    assert "exact match (one seed, CPU record rerun on the CPU)" in result.out
+    assert "per_class.csv: identical" in result.out
+    assert "agree: all" in result.out and "NO" not in result.out
+
+
+def test_rerun_reports_a_disagreement_with_exit_code_1(record, cli, tmp_path, monkeypatch):
+    """The stored number is off by 0.01; the rerun (stubbed: the true record) disagrees."""
+    import tailbench.benchmarks.runner as runner
+
+    results = tmp_path / "results"
+    stored = copy_of(record, tmp_path, "results")
+    edit_result(stored, lambda r: r["summary"].update(accuracy=r["summary"]["accuracy"] + 0.01))
+
+    def replay(config):
+        target = config.out / BENCHMARK / "ce" / "seed-0"
+        shutil.copytree(record, target)
+        return target
+
+    monkeypatch.setattr(runner, "run", replay)
+    result = cli("rerun", BENCHMARK, "ce", "--results", results)
+    assert result.code == 1
+    assert "DISAGREE: 1 of" in result.out and "(accuracy)" in result.out
+    loose = cli("rerun", BENCHMARK, "ce", "--results", results, "--tolerance", "0.02")
+    assert loose.code == 0 and "explicit tolerance 0.02" in loose.out
+
+
+def test_rerun_rebuilds_the_stored_config(record):
+    from tailbench.benchmarks.rerun import config_from_record
+    from tailbench.benchmarks.runner import resolve
+
+    config = config_from_record(json.loads((record / "result.json").read_text()), out=record)
+    assert (config.dataset, config.method, config.seed, config.epochs, config.device) == ("digits-lt", "ce", 0, 1, "cpu")
+    assert resolve(config)[2] == BENCHMARK
+
+
+def test_rerun_tolerance_comes_from_the_seed_spread(tmp_path):
+    from tailbench.benchmarks.rerun import entry_runs, tolerances
+    from tailbench.errors import UserError
+
+    for seed in (0, 1, 2):
+        fake_record(tmp_path, "digits-lt", "ce", seed)
+    runs = entry_runs(tmp_path, "digits-lt", "ce")
+    allowed, how = tolerances(runs, ["accuracy"], None, "cuda", "cuda")
+    values = [r.result["summary"]["accuracy"] for r in runs]
+    mean = sum(values) / 3
+    assert allowed["accuracy"] == pytest.approx(2 * (sum((v - mean) ** 2 for v in values) / 2) ** 0.5)
+    assert "3 seeds" in how
+    one = entry_runs(tmp_path, "digits-lt", "ce")[:1]
+    with pytest.raises(UserError, match="pass --tolerance"):
+        tolerances(one, ["accuracy"], None, "cuda", "cuda")
+    assert tolerances(one, ["accuracy"], None, "cpu", "cpu")[0] == {"accuracy": 0.0}
+
+
+def test_rerun_of_a_missing_entry_is_one_line(cli, tmp_path):
+    fake_record(tmp_path, "digits-lt", "ce", 0)
+    result = cli("rerun", "digits-lt", "ldam", "--results", tmp_path)
+    assert result.code == 2 and "no complete run records for digits-lt ldam" in result.error_line() and "digits-lt ce" in result.err
+    result = cli("rerun", "digits-lt", "ce", "--results", tmp_path, "--seed", "5")
+    assert result.code == 2 and "has no seed 5" in result.error_line()
+
+
+def test_rerun_of_an_unregistered_method_asks_for_its_file(cli, tmp_path):
+    fake_record(tmp_path, "digits-lt", "tb_unregistered", 0)
+    result = cli("rerun", "digits-lt", "tb_unregistered", "--results", tmp_path)
+    assert result.code == 2 and "--method-file" in result.error_line()
+    assert result.out == ""
+
+
+def test_submit_of_a_missing_folder_is_one_line(cli, tmp_path):
+    result = cli("submit", tmp_path / "nope", "--results", tmp_path / "results")
+    assert result.code == 2 and "is not a folder" in result.error_line()
+    assert not (tmp_path / "results").exists()
