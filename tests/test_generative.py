@@ -257,3 +257,14 @@ def test_cli_errors_are_one_line_exit_2(cli, tmp_path, monkeypatch, args, messag
     result = cli("generator", *args)
     assert result.code == 2
     assert message in result.error_line()
+
+
+def test_cli_missing_data_is_one_line(cli, tmp_path, monkeypatch):
+    from tailbench.datasets import fashion_mnist
+
+    monkeypatch.setattr(fashion_mnist, "SYSTEM_DIRS", [])
+    monkeypatch.setenv("TAILBENCH_CACHE", str(tmp_path / "cache"))
+    result = cli("generator", "train", "--dataset", "fmnist-rot-lt", "--data-dir", tmp_path / "empty")
+    assert result.code == 2
+    assert "train-images-idx3-ubyte" in result.error_line()
+    assert not (tmp_path / "cache").exists()

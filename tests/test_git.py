@@ -99,6 +99,8 @@ def test_threshold_keeps_generated_images_only_for_small_classes(digits):
     assert torch.all(changed[counts == counts.min()] == 1)
     assert torch.allclose(changed, expected, atol=0.15), (changed, expected)
     assert git.epoch_log(None, 0)["git_generated_frac"] == pytest.approx(float(changed.mean()))
+    head = batch_of(digits, torch.nonzero(digits.train.y == int(counts.argmax())).flatten()[:16])
+    assert not changed_rows(head, git.augment(head, StepState(0, 1, rng))).any()  # nothing kept, no error
 
 
 def test_threshold_gather_and_where_paths_agree(digits):
@@ -148,6 +150,9 @@ def test_run_record_logs_the_generated_fraction_per_epoch(cli, tmp_path):
     assert logs[0]["git_generated_frac"] == 0.0 and logs[0]["git_generator"].startswith("digits-rot-lt/")
     assert logs[1]["git_generated_frac"] == pytest.approx(0.5, abs=0.01)
     assert record["method"]["hparams"]["git"]["iters"] == 2
+    from tailbench.results.schema import validate_run
+
+    assert validate_run(tmp_path / "runs" / "digits-rot-lt@epochs=2" / "ce+drs+git" / "seed-0").ok
 
 
 def test_bad_hparam_from_the_cli_is_one_line(cli, tmp_path):

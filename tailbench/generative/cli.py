@@ -6,6 +6,7 @@ Module-level imports stay light: ``tailbench --help`` builds this parser without
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from tailbench.errors import UserError
@@ -81,10 +82,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     builder, config = _resolve(args)
     data, device = _load_data(builder, args.device, args.data_dir)
     started = time.perf_counter()
-    _, directory = train_or_load(
-        data.train.x, data.train.y, data.dataset_id, data.manifest_sha256, config, args.seed,
-        root=args.cache_dir, checkpoint_every=args.checkpoint_every, quiet=args.quiet,
-    )
+    try:
+        _, directory = train_or_load(
+            data.train.x, data.train.y, data.dataset_id, data.manifest_sha256, config, args.seed,
+            root=args.cache_dir, checkpoint_every=args.checkpoint_every, quiet=args.quiet,
+        )
+    except KeyboardInterrupt:
+        print("tailbench: interrupted; the same command resumes from the last checkpoint", file=sys.stderr)
+        return 130
     console.print(f"generator for {data.dataset_id} (seed {args.seed}, {config.iters} iterations): {directory} "
                   f"[{time.perf_counter() - started:.0f} s in this call, {device.type}]")
     return 0
