@@ -68,7 +68,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
     console.print(table)
     print(f"source: {builder.source}")
     print(f"licence: {builder.licence}")
-    print(f"options: " + ", ".join(f"{k}={v}" for k, v in builder.opts.items()))
+    print("options: " + ", ".join(f"{k}={v}" for k, v in builder.opts.items()))
     print(f"recipe: {builder.recipe}; nuisance: {builder.nuisance or 'none'}; eKLD families: {', '.join(builder.invariance_families) or 'none'}")
     print(f"manifest sha256: {manifest.sha256} ({'frozen, committed' if frozen else 'generated for this option set, not frozen'})")
     return 0

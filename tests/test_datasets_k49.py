@@ -118,7 +118,7 @@ def test_k49_rot_lt_runs_end_to_end(cli, fake_k49, tmp_path):
 def test_default_profile_is_the_papers():
     sizes = zipf_sizes(49)
     assert sum(sizes) == 7822 and sizes[:3] == [4800, 1200, 533] and min(sizes) == 5
-    manifest = k49.Kuzushiji49RotLT().make_manifest({"train": [6000] * 49, "test": [800] * 49})
+    manifest = get_dataset("k49-rot-lt").make_manifest({"train": [6000] * 49, "test": [800] * 49})
     assert sum(manifest.counts("train")) == 7822 and manifest.nuisance == {"family": "rot", "seed": 10_000}
 
 

@@ -28,7 +28,7 @@ from tailbench.models import create_model
 from tailbench.models.wrappers import InputNormalization
 from tailbench.nuisance import get_family
 from tailbench.results import SCHEMA_VERSION
-from tailbench.results.store import is_complete, run_dir, write_run
+from tailbench.results.store import benchmark_id, is_complete, run_dir, write_run
 
 
 @dataclass
@@ -50,14 +50,6 @@ class RunConfig:
     quiet: bool = False
 
 
-def benchmark_id(builder: DatasetBuilder, recipe: Recipe) -> str:
-    """The leaderboard table a run belongs to: dataset and options, plus any non-default recipe."""
-    name = builder.dataset_id
-    if recipe.name != builder.recipe:
-        name += f"@{recipe.name}"
-    return name + "".join(f"@{k}={v}" for k, v in sorted(recipe.overrides.items()))
-
-
 def resolve(config: RunConfig) -> tuple[DatasetBuilder, Recipe, str]:
     """Check every name and number before any data is read or any file written."""
     if config.seed < 0:
@@ -70,7 +62,7 @@ def resolve(config: RunConfig) -> tuple[DatasetBuilder, Recipe, str]:
     resolve_hparams(parse_spec(config.method), config.hparams)
     for family in builder.invariance_families:
         get_family(family)
-    return builder, recipe, benchmark_id(builder, recipe)
+    return builder, recipe, benchmark_id(builder.dataset_id, builder.recipe, recipe.name, recipe.overrides)
 
 
 def run(config: RunConfig) -> Path:

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tailbench.datasets.base import DatasetBuilder, SourceArrays, check_positive_int
+from tailbench.datasets.base import SourceArrays
+from tailbench.datasets.controlled import ZipfControlled, register_nuisance_variants
 from tailbench.datasets.longtail import long_tailed_manifest
 from tailbench.datasets.manifest import Manifest
-from tailbench.datasets.profiles import zipf_sizes
 from tailbench.datasets.registry import register_dataset
 from tailbench.datasets.sources import decode_idx, find_first, missing_files_error, read_bytes, verify
 from tailbench.errors import UserError
@@ -45,9 +45,8 @@ def _candidates(data_dir: Path, name: str) -> list[Path]:
     return [folder / file for folder in folders for file in (name + ".gz", name)]
 
 
-class FashionMNISTLT(DatasetBuilder):
+class FashionMNISTLT(ZipfControlled):
     num_classes = 10
-    options = {"n_max": 4800, "alpha": 2.0, "n_min": 5, "val_per_class": 100, "split_seed": 0}
     recipe = "fmnist"
     invariance_families: tuple[str, ...] = ("rot", "bg", "dil")
     source = "Fashion-MNIST (Xiao, Rasul, Vollgraf 2017): 60,000 train + 10,000 test, 28x28 grey"
@@ -55,23 +54,13 @@ class FashionMNISTLT(DatasetBuilder):
     citation = "Zhou et al., Do Deep Networks Transfer Invariances Across Classes?, ICLR 2022"
     summary = "Fashion-MNIST, Zipf(2) class sizes 4800..48, no nuisance (eKLD probes rot, bg, dil)"
 
-    def check_options(self) -> None:
-        check_positive_int(self.name, self.opts, "n_max", "n_min", "val_per_class")
-        if not isinstance(self.opts["alpha"], float) or self.opts["alpha"] <= 0:
-            raise UserError(f"dataset option alpha={self.opts['alpha']!r} for {self.name!r} must be a positive number")
-        if not isinstance(self.opts["split_seed"], int) or self.opts["split_seed"] < 0:
-            raise UserError(f"dataset option split_seed={self.opts['split_seed']!r} must be a non-negative integer")
-
     def official_totals(self) -> dict[str, list[int]]:
         return {"train": [6000] * 10, "test": [1000] * 10}
 
     def make_manifest(self, source_totals: dict[str, list[int]]) -> Manifest:
-        sizes = zipf_sizes(self.num_classes, int(self.opts["n_max"]), float(self.opts["alpha"]), int(self.opts["n_min"]))
-        seed = int(self.opts["split_seed"])
-        nuisance = None if self.nuisance is None else {"family": self.nuisance, "seed": 10_000 + seed}
         return long_tailed_manifest(
-            self.dataset_id, CLASS_NAMES, source_totals, sizes,
-            seed=seed, val_per_class=int(self.opts["val_per_class"]), nuisance=nuisance,
+            self.dataset_id, CLASS_NAMES, source_totals, self.zipf_sizes(),
+            seed=int(self.opts["split_seed"]), val_per_class=int(self.opts["val_per_class"]), nuisance=self.nuisance_draw(),
         )
 
     def read_source(self, data_dir: Path) -> SourceArrays:
@@ -117,22 +106,4 @@ class FashionMNISTPlainLT(FashionMNISTLT):
     pass
 
 
-@register_dataset("fmnist-rot-lt")
-class FashionMNISTRotLT(FashionMNISTLT):
-    nuisance = "rot"
-    invariance_families = ("rot",)
-    summary = "Fashion-MNIST-LT, every image rotated once by U(-180, 180) degrees"
-
-
-@register_dataset("fmnist-bg-lt")
-class FashionMNISTBgLT(FashionMNISTLT):
-    nuisance = "bg"
-    invariance_families = ("bg",)
-    summary = "Fashion-MNIST-LT, every image's zero background set once to a grey level 0..99"
-
-
-@register_dataset("fmnist-dil-lt")
-class FashionMNISTDilLT(FashionMNISTLT):
-    nuisance = "dil"
-    invariance_families = ("dil",)
-    summary = "Fashion-MNIST-LT, every image dilated or eroded once (stroke width)"
+register_nuisance_variants(FashionMNISTLT, "fmnist", "Fashion-MNIST-LT")

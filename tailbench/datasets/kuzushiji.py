@@ -29,11 +29,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from tailbench.datasets.base import DatasetBuilder, SourceArrays, check_positive_int
+from tailbench.datasets.base import SourceArrays
+from tailbench.datasets.controlled import ZipfControlled, register_nuisance_variants
 from tailbench.datasets.longtail import long_tailed_manifest
 from tailbench.datasets.manifest import Manifest, load_frozen
-from tailbench.datasets.profiles import zipf_sizes
-from tailbench.datasets.registry import register_dataset
 from tailbench.datasets.sources import default_data_dir, find_first, missing_files_error, read_bytes, verify
 from tailbench.errors import UserError
 
@@ -109,21 +108,13 @@ def fitted_ranks(totals: list[int], sizes_by_rank: list[int], reserve: int, rng:
     return ranks
 
 
-class Kuzushiji49LT(DatasetBuilder):
+class Kuzushiji49LT(ZipfControlled):
     num_classes = 49
-    options = {"n_max": 4800, "alpha": 2.0, "n_min": 5, "val_per_class": 100, "split_seed": 0}
     recipe = "k49"
     source = "Kuzushiji-49 (Clanuwat et al. 2018): 232,365 train + 38,547 test images, 28x28 grey, 49 hiragana"
     licence = "CC BY-SA 4.0"
     citation = "Zhou et al., Do Deep Networks Transfer Invariances Across Classes?, ICLR 2022"
     frozen_option_sets: ClassVar[list[dict[str, object]]] = [{}]
-
-    def check_options(self) -> None:
-        check_positive_int(self.name, self.opts, "n_max", "n_min", "val_per_class")
-        if not isinstance(self.opts["alpha"], float) or self.opts["alpha"] <= 0:
-            raise UserError(f"dataset option alpha={self.opts['alpha']!r} for {self.name!r} must be a positive number")
-        if not isinstance(self.opts["split_seed"], int) or self.opts["split_seed"] < 0:
-            raise UserError(f"dataset option split_seed={self.opts['split_seed']!r} must be a non-negative integer")
 
     def official_totals(self) -> dict[str, list[int]] | None:
         """Not published: counted from the label files in the default data folder when they are there."""
@@ -145,14 +136,14 @@ class Kuzushiji49LT(DatasetBuilder):
         return super().manifest(source_totals)
 
     def make_manifest(self, source_totals: dict[str, list[int]]) -> Manifest:
-        sizes_by_rank = zipf_sizes(self.num_classes, int(self.opts["n_max"]), float(self.opts["alpha"]), int(self.opts["n_min"]))  # type: ignore[arg-type]
+        sizes_by_rank = self.zipf_sizes()
         seed = int(self.opts["split_seed"])  # type: ignore[arg-type]
         val = int(self.opts["val_per_class"])  # type: ignore[arg-type]
         ranks = fitted_ranks(source_totals["train"], sizes_by_rank, val, np.random.default_rng(seed), self.dataset_id)
         manifest = long_tailed_manifest(
             self.dataset_id, CLASS_NAMES, source_totals, [sizes_by_rank[r] for r in ranks],
             seed=seed + 1, val_per_class=val, permute_classes=False, random_images=True,
-            nuisance=None if self.nuisance is None else {"family": self.nuisance, "seed": 10_000 + seed},
+            nuisance=self.nuisance_draw(),
         )
         manifest.notes.update({"train_sizes_by_rank": sizes_by_rank, "class_ranks": ranks, "split_seed": seed, "image_seed": seed + 1})
         return manifest
@@ -192,22 +183,4 @@ class Kuzushiji49LT(DatasetBuilder):
         return f"downloaded into {data_dir / 'k49'}"
 
 
-@register_dataset("k49-rot-lt")
-class Kuzushiji49RotLT(Kuzushiji49LT):
-    nuisance = "rot"
-    invariance_families = ("rot",)
-    summary = "Kuzushiji-49-LT (Zipf 2, 4800..5), every image rotated once by U(-180, 180) degrees"
-
-
-@register_dataset("k49-bg-lt")
-class Kuzushiji49BgLT(Kuzushiji49LT):
-    nuisance = "bg"
-    invariance_families = ("bg",)
-    summary = "Kuzushiji-49-LT (Zipf 2, 4800..5), every image's zero background set once to a grey level 0..99"
-
-
-@register_dataset("k49-dil-lt")
-class Kuzushiji49DilLT(Kuzushiji49LT):
-    nuisance = "dil"
-    invariance_families = ("dil",)
-    summary = "Kuzushiji-49-LT (Zipf 2, 4800..5), every image dilated or eroded once (stroke width)"
+register_nuisance_variants(Kuzushiji49LT, "k49", "Kuzushiji-49-LT (Zipf 2, 4800..5)")

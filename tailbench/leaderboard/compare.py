@@ -137,7 +137,7 @@ def print_comparison(result: Comparison) -> None:
     console = Console(width=160)
     a, b = result.a.method, result.b.method
     families = result.a.families
-    table = Table("class", "name", "train", f"acc A", f"acc B", "Δ acc", title=f"{result.benchmark}: per class, A = {a} ({len(result.a.runs)} seeds), B = {b} ({len(result.b.runs)} seeds); means over seeds, Δ = B - A")
+    table = Table("class", "name", "train", "acc A", "acc B", "Δ acc", title=f"{result.benchmark}: per class, A = {a} ({len(result.a.runs)} seeds), B = {b} ({len(result.b.runs)} seeds); means over seeds, Δ = B - A")
     for family in families:
         table.add_column(f"eKLD {family} A")
         table.add_column(f"eKLD {family} B")

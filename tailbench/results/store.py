@@ -19,6 +19,13 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def benchmark_id(dataset_id: str, default_recipe: str, recipe: str, overrides: dict[str, object]) -> str:
+    """The leaderboard table a run belongs to: the dataset id, then `@<recipe>` when the recipe is
+    not the dataset's own and `@key=value` per command-line override."""
+    name = dataset_id if recipe == default_recipe else f"{dataset_id}@{recipe}"
+    return name + "".join(f"@{k}={v}" for k, v in sorted(overrides.items()))
+
+
 def run_dir(out: Path, benchmark: str, method: str, seed: int) -> Path:
     return Path(out) / benchmark / method / f"seed-{seed}"
 
