@@ -10,6 +10,7 @@ import yaml
 from tailbench.errors import UserError
 
 RECIPE_DIR = Path(__file__).parent / "recipes"
+RECIPE_OVERRIDES = ("epochs", "batch_size", "lr", "ekld_transforms")  # what `tailbench run` flags may override
 
 
 @dataclass(frozen=True)

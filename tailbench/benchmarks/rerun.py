@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tailbench.benchmarks.recipe import RECIPE_OVERRIDES
 from tailbench.errors import UserError
 
 if TYPE_CHECKING:
     from tailbench.results.records import RunRecord
 
-RECIPE_OVERRIDES = ("epochs", "batch_size", "lr", "ekld_transforms")
 
 
 def add_parser(subparsers) -> None:

@@ -34,7 +34,6 @@ from tailbench.results.store import DONE, PER_CLASS, RESULT, benchmark_id
 
 MAX_FILE_BYTES = 64 * 2**20
 SHA256 = re.compile(r"[0-9a-f]{64}")
-RECIPE_OVERRIDES = ("epochs", "batch_size", "lr", "ekld_transforms")
 
 
 PROBABILITY = Number(0.0, 1.0)
@@ -271,7 +270,7 @@ def _check_summary(result: dict) -> list[tuple[str, str]]:
 
 
 def _check_recipe(recipe: dict) -> list[tuple[str, str]]:
-    from tailbench.benchmarks.recipe import load_recipe, recipe_names, with_overrides
+    from tailbench.benchmarks.recipe import RECIPE_OVERRIDES, load_recipe, recipe_names, with_overrides
     from tailbench.errors import UserError
 
     if recipe["name"] not in recipe_names():
