@@ -145,14 +145,16 @@ def test_run_record_logs_the_generated_fraction_per_epoch(cli, tmp_path):
     hp = [a for k, v in TINY_HP.items() for a in ("--hp", f"{k}={v}")]
     result = cli("run", "--dataset", "digits-rot-lt", "--method", "ce+drs+git", "--epochs", "2", "--out", tmp_path / "runs", "--quiet", *hp)
     assert result.code == 0, result.err
-    record = json.loads((tmp_path / "runs" / "digits-rot-lt@epochs=2" / "ce+drs+git" / "seed-0" / "result.json").read_text())
+    [directory] = (tmp_path / "runs" / "digits-rot-lt@epochs=2").glob("ce+drs+git@*/seed-0")  # the tiny generator's entry
+    assert directory.parent.name == "ce+drs+git" + "".join(f"@{k}={v}" for k, v in sorted(TINY_HP.items()))
+    record = json.loads((directory / "result.json").read_text())
     logs = [h["method"] for h in record["history"]]
     assert logs[0]["git_generated_frac"] == 0.0 and logs[0]["git_generator"].startswith("digits-rot-lt/")
     assert logs[1]["git_generated_frac"] == pytest.approx(0.5, abs=0.01)
     assert record["method"]["hparams"]["git"]["iters"] == 2
     from tailbench.results.schema import validate_run
 
-    assert validate_run(tmp_path / "runs" / "digits-rot-lt@epochs=2" / "ce+drs+git" / "seed-0").ok
+    assert validate_run(directory).ok
 
 
 def test_bad_hparam_from_the_cli_is_one_line(cli, tmp_path):

@@ -7,7 +7,8 @@ import torch
 
 from tailbench.errors import UserError
 from tailbench.methods import method_parts, parse_spec
-from tailbench.methods.registry import resolve_hparams
+from tailbench.methods.registry import changed_hparams, resolve_hparams
+from tailbench.results.store import method_id
 
 
 def specs_covering_every_part():
@@ -29,7 +30,8 @@ def test_every_registered_part_runs_one_epoch_on_digits(spec, cli, tmp_path, mon
     hp = [arg for part in spec.split("+") for setting in SMOKE_HP.get(part, []) for arg in ("--hp", setting)]
     result = cli("run", "--dataset", "digits-rot-lt", "--method", spec, "--epochs", "1", "--out", tmp_path, "--quiet", *hp)
     assert result.code == 0, result.err
-    record = json.loads((tmp_path / "digits-rot-lt@epochs=1" / spec / "seed-0" / "result.json").read_text())
+    entry = method_id(spec, {setting.split("=")[0]: setting.split("=")[1] for part in spec.split("+") for setting in SMOKE_HP.get(part, [])})
+    record = json.loads((tmp_path / "digits-rot-lt@epochs=1" / entry / "seed-0" / "result.json").read_text())
     assert record["method"]["spec"] == spec
     assert 0 <= record["summary"]["accuracy"] <= 1
 
@@ -54,7 +56,12 @@ def test_hparam_overrides_are_typed_and_checked():
         hparams = {"scale": 1.0, "steps": 3}
 
     parts = parse_spec("test-scaled")
-    assert resolve_hparams(parts, {"test-scaled.scale": "0.5"}) == {"test-scaled": {"scale": 0.5, "steps": 3}}
+    resolved = resolve_hparams(parts, {"test-scaled.scale": "0.5"})
+    assert resolved == {"test-scaled": {"scale": 0.5, "steps": 3}}
+    assert changed_hparams(parts, resolved) == {"test-scaled.scale": 0.5}
+    assert method_id("test-scaled", changed_hparams(parts, resolved)) == "test-scaled@test-scaled.scale=0.5"
+    same_as_default = resolve_hparams(parts, {"test-scaled.steps": "3", "test-scaled.scale": "1"})
+    assert changed_hparams(parts, same_as_default) == {}  # restating a default keeps the plain entry
     with pytest.raises(UserError, match="not a valid int"):
         resolve_hparams(parts, {"test-scaled.steps": "1.5"})
     with pytest.raises(UserError, match="not a part of this method spec"):

@@ -135,6 +135,10 @@ INVALID = {
     "tampered recipe": (lambda d: edit_result(d, _set(["recipe", "lr"], 0.5)), "recipe.lr: 0.5 differs from recipe 'digits'"),
     "mislabelled benchmark": (lambda d: edit_result(d, _set(["benchmark"], "digits-lt")), "benchmark: 'digits-lt' does not follow"),
     "path in the method name": (lambda d: edit_result(d, _set(["method", "spec"], "../ce")), "method.spec: '../ce' cannot name a folder"),
+    "unknown hyper-parameter": (lambda d: edit_result(d, _set(["method", "hparams", "ce"], {"gamma": 2.0})),
+                                "method.hparams.ce.gamma: ce has no such hyper-parameter here"),
+    "changed names nothing": (lambda d: edit_result(d, _set(["method", "changed"], {"ce.eps": 0.2})),
+                              "method.changed.ce.eps: names no hyper-parameter in method.hparams"),
 }
 
 
@@ -273,3 +277,20 @@ def test_submit_of_a_missing_folder_is_one_line(cli, tmp_path):
     result = cli("submit", tmp_path / "nope", "--results", tmp_path / "results")
     assert result.code == 2 and "is not a folder" in result.error_line()
     assert not (tmp_path / "results").exists()
+
+
+def test_a_changed_hyper_parameter_cannot_hide_under_the_plain_spec():
+    from tailbench.results.schema import _check_changed
+
+    def method(gamma, changed):
+        return {"spec": "focal", "parts": [{"name": "focal", "kind": "loss", "paper": "-"}],
+                "hparams": {"focal": {"gamma": gamma}}, "changed": changed}
+
+    assert _check_changed(method(1.0, {})) == []
+    assert _check_changed(method(2.0, {"focal.gamma": 2.0})) == []
+    hidden = _check_changed(method(2.0, {}))
+    assert hidden and hidden[0][0] == "method.changed.focal.gamma" and "missing though the value differs" in hidden[0][1]
+    listed = _check_changed(method(1.0, {"focal.gamma": 1.0}))
+    assert listed and "listed though the value equals the default" in listed[0][1]
+    assert "method.hparams holds 2.0" in _check_changed(method(2.0, {"focal.gamma": 3.0}))[0][1]
+

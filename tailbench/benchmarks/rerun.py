@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("rerun", help="rerun a results entry from its stored config and compare the numbers")
     p.add_argument("benchmark", metavar="DATASET", help="the benchmark id, as in the run folder (e.g. digits-lt@epochs=1)")
-    p.add_argument("method", help="the method spec, as in the run folder")
+    p.add_argument("method", help="the entry, as in the run folder: the method spec, plus @part.key=value for changed hyper-parameters")
     p.add_argument("--seed", type=int, help="which of the entry's seeds to rerun (default: its smallest)")
     p.add_argument("--results", type=Path, default=Path("results"), help="the results folder (default: results)")
     p.add_argument("--tolerance", type=float, help="absolute tolerance for every summary number (default: 2 x the std over the entry's seeds)")

@@ -23,12 +23,12 @@ from tailbench.datasets.base import DatasetBuilder, LongTailedData
 from tailbench.datasets.sources import default_data_dir
 from tailbench.errors import UserError
 from tailbench.methods import ComposedMethod, MethodContext, parse_spec
-from tailbench.methods.registry import resolve_hparams
+from tailbench.methods.registry import changed_hparams, resolve_hparams
 from tailbench.models import create_model
 from tailbench.models.wrappers import InputNormalization
 from tailbench.nuisance import get_family
 from tailbench.results import SCHEMA_VERSION
-from tailbench.results.store import benchmark_id, is_complete, run_dir, write_run
+from tailbench.results.store import benchmark_id, is_complete, method_id, run_dir, write_run
 
 
 @dataclass
@@ -50,8 +50,9 @@ class RunConfig:
     quiet: bool = False
 
 
-def resolve(config: RunConfig) -> tuple[DatasetBuilder, Recipe, str]:
-    """Check every name and number before any data is read or any file written."""
+def resolve(config: RunConfig) -> tuple[DatasetBuilder, Recipe, str, str]:
+    """Check every name and number before any data is read or any file written; return the
+    dataset builder, the recipe, and the benchmark and method entry the run belongs to."""
     if config.seed < 0:
         raise UserError(f"--seed must be a non-negative integer, got {config.seed}")
     builder = get_dataset(config.dataset, config.dataset_options)
@@ -59,15 +60,17 @@ def resolve(config: RunConfig) -> tuple[DatasetBuilder, Recipe, str]:
         load_recipe(config.recipe or builder.recipe),
         epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, ekld_transforms=config.ekld_transforms,
     )
-    resolve_hparams(parse_spec(config.method), config.hparams)
+    parts = parse_spec(config.method)
+    changed = changed_hparams(parts, resolve_hparams(parts, config.hparams))
     for family in builder.invariance_families:
         get_family(family)
-    return builder, recipe, benchmark_id(builder.dataset_id, builder.recipe, recipe.name, recipe.overrides)
+    benchmark = benchmark_id(builder.dataset_id, builder.recipe, recipe.name, recipe.overrides)
+    return builder, recipe, benchmark, method_id(config.method, changed)
 
 
 def run(config: RunConfig) -> Path:
-    builder, recipe, benchmark = resolve(config)
-    directory = run_dir(config.out, benchmark, config.method, config.seed)
+    builder, recipe, benchmark, entry = resolve(config)
+    directory = run_dir(config.out, benchmark, entry, config.seed)
     if is_complete(directory) and not config.force:
         console.print(f"{directory} is already complete; skipped (use --force to run it again)")
         return directory
@@ -110,7 +113,7 @@ def run(config: RunConfig) -> Path:
     }
     write_run(directory, result, per_class)
     if not config.quiet:
-        print_run_summary(f"{benchmark} / {config.method} / seed {config.seed}", per_class, summary, data.invariance_families)
+        print_run_summary(f"{benchmark} / {entry} / seed {config.seed}", per_class, summary, data.invariance_families)
         console.print(f"wrote {directory} in {wall:.0f} s")
     return directory
 

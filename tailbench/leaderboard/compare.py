@@ -30,7 +30,7 @@ ACCURACY_KEYS = [
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("compare", help="per-class and paired per-seed differences between two methods on one benchmark")
     p.add_argument("benchmark", metavar="DATASET", help="the benchmark id, as in the run folder")
-    p.add_argument("method_a", metavar="METHOD_A")
+    p.add_argument("method_a", metavar="METHOD_A", help="an entry: the method spec, plus @part.key=value for changed hyper-parameters")
     p.add_argument("method_b", metavar="METHOD_B")
     p.add_argument("--results", type=Path, default=Path("results"), help="the results folder (default: results)")
     p.set_defaults(func=cmd_compare)

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 from tailbench.methods.base import Batch, MethodContext, MethodPart, StepState
-from tailbench.methods.registry import parse_spec, resolve_hparams
+from tailbench.methods.registry import changed_hparams, parse_spec, resolve_hparams
 
 
 class ComposedMethod:
@@ -14,6 +14,7 @@ class ComposedMethod:
         classes = parse_spec(spec)
         self.spec = spec
         self.hparams = resolve_hparams(classes, hp_overrides or {})
+        self.changed = changed_hparams(classes, self.hparams)  # what makes this run a variant of the spec
         self.parts: list[MethodPart] = [cls(ctx, self.hparams[cls.name]) for cls in classes]
         self.loss_part = self.parts[0]
         self.rule = next((p for p in self.parts if p.kind == "rule"), None)
@@ -66,4 +67,5 @@ class ComposedMethod:
             "spec": self.spec,
             "parts": [{"name": p.name, "kind": p.kind, "paper": p.paper} for p in self.parts],
             "hparams": self.hparams,
+            "changed": self.changed,
         }

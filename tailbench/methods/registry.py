@@ -74,6 +74,15 @@ def resolve_hparams(parts: list[type[MethodPart]], overrides: dict[str, str]) ->
     return resolved
 
 
+def changed_hparams(parts: list[type[MethodPart]], resolved: dict[str, dict[str, object]]) -> dict[str, object]:
+    """`part.key` -> value for every resolved hyper-parameter that differs from the part's default."""
+    return {
+        f"{p.name}.{key}": value
+        for p in parts for key, value in resolved[p.name].items()
+        if value != p.hparams.get(key)
+    }
+
+
 def load_method_file(path: str) -> None:
     """Import a submitter's method file so that its @register_method classes join the registry."""
     file = Path(path)

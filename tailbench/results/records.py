@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tailbench.results.store import DONE, PER_CLASS, RESULT
+from tailbench.results.store import DONE, PER_CLASS, RESULT, method_id
 
 
 @dataclass
@@ -23,11 +23,17 @@ class RunRecord:
 
     @property
     def method(self) -> str:
-        return self.result["method"]["spec"]
+        """The leaderboard entry: the spec plus `@part.key=value` per changed hyper-parameter."""
+        return record_method_id(self.result)
 
     @property
     def seed(self) -> int:
         return int(self.result["seed"])
+
+
+def record_method_id(result: dict) -> str:
+    method = result["method"]
+    return method_id(method["spec"], method.get("changed") or {})
 
 
 def read_run(directory: Path) -> RunRecord:

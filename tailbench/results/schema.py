@@ -5,7 +5,9 @@ or unpickled) and returns a `Checked` holding the bytes it read and every proble
 (field, reason) pair. A record with no problems is what `tailbench submit` accepts.
 
 Version 1 (SCHEMA_VERSION in tailbench.results) is what `tailbench run` writes today. Adding,
-removing or retyping a field of result.json means a new version here. Fields are closed: an
+removing or retyping a field of result.json means a new version here. One optional field came
+later without a new version because its absence means what older records meant:
+`method.changed` (the hyper-parameters that differ from their defaults; absent: none). Fields are closed: an
 unknown key is a problem, except inside `method` entries, `dataset.sources` entries, history
 `method` logs and `summary` (where a method's own numbers, e.g. `learned_*`, are welcome as long
 as they are finite numbers or null).
@@ -30,6 +32,7 @@ from typing import Any
 
 from tailbench.results import SCHEMA_VERSION
 from tailbench.results.schema_types import AnyJson, Flag, ListOf, MapOf, Number, Obj, Scalar, Text, Timestamp, check, type_name
+from tailbench.results.records import record_method_id
 from tailbench.results.store import DONE, PER_CLASS, RESULT, benchmark_id
 
 MAX_FILE_BYTES = 64 * 2**20
@@ -237,6 +240,10 @@ def _check_record(result: dict) -> list[tuple[str, str]]:
         problems.append(("method.spec", f"{method['spec']!r} does not match its parts {'+'.join(names)!r}"))
     if sorted(method["hparams"]) != sorted(names):
         problems.append(("method.hparams", f"has entries for {sorted(method['hparams'])}, expected one per part {sorted(names)}"))
+    changed_problems = _check_changed(method)
+    problems += changed_problems
+    if not changed_problems and _path_component(record_method_id(result)):
+        problems.append(("method.changed", f"the entry name {record_method_id(result)[:60]!r} {_path_component(record_method_id(result))}"))
     problems += _check_summary(result)
     recipe = result["recipe"]
     if len(result["history"]) != recipe["epochs"]:
@@ -252,6 +259,38 @@ def _check_record(result: dict) -> list[tuple[str, str]]:
     if datetime.fromisoformat(provenance["finished"]) < datetime.fromisoformat(provenance["started"]):
         problems.append(("provenance.finished", "is earlier than provenance.started"))
     problems += _check_recipe(recipe)
+    return problems
+
+
+def _check_changed(method: dict) -> list[tuple[str, str]]:
+    """`method.changed` (absent in older records: nothing changed) names exactly the
+    hyper-parameters that differ from their part's default, with their resolved values, so
+    that a variant can never pass for the plain spec on the leaderboard. Defaults are known for
+    the parts registered here; a part from a submitter's file is checked for consistency only."""
+    from tailbench.methods import method_parts
+
+    changed = method.get("changed", {})
+    if not isinstance(changed, dict):
+        return [("method.changed", f"expected an object of part.key -> value, got {type_name(changed)}")]
+    problems: list[tuple[str, str]] = []
+    for dotted, value in changed.items():
+        part, _, key = dotted.partition(".")
+        if key not in method["hparams"].get(part, {}):
+            problems.append((f"method.changed.{dotted}", "names no hyper-parameter in method.hparams"))
+        elif method["hparams"][part][key] != value:
+            problems.append((f"method.changed.{dotted}", f"is {json.dumps(value)[:40]}; method.hparams holds {json.dumps(method['hparams'][part][key])[:40]}"))
+    registered = method_parts()
+    for part, values in method["hparams"].items():
+        if part not in registered or not isinstance(values, dict):
+            continue
+        defaults = registered[part].hparams
+        for key, value in values.items():
+            dotted = f"{part}.{key}"
+            if key not in defaults:
+                problems.append((f"method.hparams.{dotted}", f"{part} has no such hyper-parameter here ({', '.join(sorted(defaults)) or 'none'})"))
+            elif (value != defaults[key]) != (dotted in changed):
+                state = "differs from" if value != defaults[key] else "equals"
+                problems.append((f"method.changed.{dotted}", f"{'missing' if dotted not in changed else 'listed'} though the value {state} the default {json.dumps(defaults[key])}"))
     return problems
 
 
@@ -429,4 +468,4 @@ def _check_summary_matches_table(summary: dict, columns: dict[str, list], famili
 
 
 def describe(result: dict[str, Any]) -> str:
-    return f"{result['benchmark']} / {result['method']['spec']} / seed {result['seed']}"
+    return f"{result['benchmark']} / {record_method_id(result)} / seed {result['seed']}"

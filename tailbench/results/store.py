@@ -26,6 +26,17 @@ def benchmark_id(dataset_id: str, default_recipe: str, recipe: str, overrides: d
     return name + "".join(f"@{k}={v}" for k, v in sorted(overrides.items()))
 
 
+def method_id(spec: str, changed_hparams: dict[str, object]) -> str:
+    """The leaderboard entry a run belongs to: the method spec, then `@part.key=value` per
+    hyper-parameter that differs from its default, so that `--hp` variants never share an entry."""
+    return spec + "".join(f"@{k}={format_value(v)}" for k, v in sorted(changed_hparams.items()))
+
+
+def format_value(value: object) -> str:
+    """A hyper-parameter as the command line writes it (`true`, not Python's `True`)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def run_dir(out: Path, benchmark: str, method: str, seed: int) -> Path:
     return Path(out) / benchmark / method / f"seed-{seed}"
 

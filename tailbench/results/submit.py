@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tailbench.errors import UserError
+from tailbench.results.records import record_method_id
 from tailbench.results.schema import Checked, describe, validate_run
 from tailbench.results.store import _UMASK, DONE, PER_CLASS, RESULT, run_dir, write_atomic
 
@@ -128,7 +129,7 @@ def submit(run_dirs: list[Path], results: Path, replace: bool = False) -> list[O
             outcomes.append(Outcome(source, "rejected", checked.reason()))
             continue
         result = checked.result
-        target = run_dir(results, result["benchmark"], result["method"]["spec"], result["seed"])
+        target = run_dir(results, result["benchmark"], record_method_id(result), result["seed"])
         if target in targets:
             outcomes.append(Outcome(source, "rejected", f"benchmark, method and seed: {describe(result)} is also submitted from {targets[target]}"))
             continue
