@@ -36,7 +36,7 @@ def _identity_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True)
     p.add_argument("--dataset-opt", action="append", metavar="KEY=VALUE", help="dataset option, repeatable")
     p.add_argument("--iters", type=int, help="training iterations (default 10000, the paper's K49 setting)")
-    p.add_argument("--seed", type=int, default=0, help="generator seed (a `+git` run uses its own seed unless git.gen_seed is set)")
+    p.add_argument("--seed", type=int, default=0, help="generator seed (default 0: the one every `+git` run uses unless git.gen_seed is set)")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="generator option (dim, n_res, batch_size, lr_step, ...), repeatable")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--data-dir", type=Path, help="folder of official dataset files (default: $TAILBENCH_DATA or ~/.cache/tailbench)")
