@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 import subprocess
 import sys
@@ -11,7 +12,11 @@ from pathlib import Path
 PACKAGES = ("torch", "torchvision", "timm", "numpy", "pandas", "scipy")
 
 
+@functools.lru_cache(maxsize=1)
 def git_commit() -> dict[str, object]:
+    """The checkout's commit and whether it was dirty, read ONCE per process: the code a process
+    runs is what it imported at its start, so a sweep whose checkout moves on while it runs
+    still records the commit its code came from. The harness calls this before training."""
     root = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()

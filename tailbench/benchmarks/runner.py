@@ -75,6 +75,7 @@ def run(config: RunConfig) -> Path:
         console.print(f"{directory} is already complete; skipped (use --force to run it again)")
         return directory
     device = resolve_device(config.device)
+    code_version = provenance.git_commit()
     started_at, started = datetime.now(timezone.utc), time.perf_counter()
     seed_everything(config.seed)
     data = builder.load(config.data_dir or default_data_dir()).to(device)
@@ -106,7 +107,7 @@ def run(config: RunConfig) -> Path:
         "summary": summary,
         "history": [asdict(h) for h in history],
         "provenance": {
-            "git": provenance.git_commit(), "packages": provenance.package_versions(), "machine": provenance.machine(),
+            "git": code_version, "packages": provenance.package_versions(), "machine": provenance.machine(),
             "device": device_name(device), "device_type": device.type,
             "started": started_at.isoformat(), "finished": datetime.now(timezone.utc).isoformat(), "wall_seconds": wall,
         },
