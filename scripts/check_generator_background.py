@@ -82,4 +82,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from tailbench.errors import UserError
+
+    try:
+        sys.exit(main())
+    except UserError as error:  # bad names, options or missing data: one line, as the CLI says it
+        print(f"{Path(__file__).name}: error: {error}", file=sys.stderr)
+        sys.exit(UserError.exit_code)

@@ -64,6 +64,9 @@ def test_hparam_overrides_are_typed_and_checked():
     assert changed_hparams(parts, same_as_default) == {}  # restating a default keeps the plain entry
     with pytest.raises(UserError, match="not a valid int"):
         resolve_hparams(parts, {"test-scaled.steps": "1.5"})
+    from tailbench.benchmarks.runner import RunConfig, resolve
+
+    assert resolve(RunConfig("digits-lt", "test-scaled", hparams={"test-scaled.scale": "0.5"}))[3] == "test-scaled@test-scaled.scale=0.5"
     with pytest.raises(UserError, match="not a part of this method spec"):
         resolve_hparams(parts, {"ldam.max_m": "0.3"})
     from tailbench.methods import registry
@@ -78,3 +81,23 @@ def test_composed_predict_returns_log_probabilities():
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
     log_probs = method.predict(model, torch.rand(4, 1, 8, 8))
     assert torch.allclose(log_probs.exp().sum(1), torch.ones(4))
+
+
+def test_an_hparam_value_that_cannot_name_a_folder_is_refused_before_the_run(tmp_path):
+    from tailbench.benchmarks.runner import RunConfig, resolve
+    from tailbench.methods import registry
+    from tailbench.methods.base import MethodPart
+    from tailbench.methods.registry import register_method
+
+    @register_method("test-tagged")
+    class Tagged(MethodPart):
+        kind = "loss"
+        hparams = {"tag": "plain"}
+
+    try:
+        with pytest.raises(UserError, match="cannot name a folder"):
+            resolve(RunConfig("digits-lt", "test-tagged", hparams={"test-tagged.tag": "../x"}, out=tmp_path))
+        assert not any(tmp_path.iterdir())
+    finally:
+        del registry._PARTS["test-tagged"]
+

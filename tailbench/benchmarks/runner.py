@@ -28,7 +28,7 @@ from tailbench.models import create_model
 from tailbench.models.wrappers import InputNormalization
 from tailbench.nuisance import get_family
 from tailbench.results import SCHEMA_VERSION
-from tailbench.results.store import benchmark_id, is_complete, method_id, run_dir, write_run
+from tailbench.results.store import benchmark_id, is_complete, method_id, path_component_problem, run_dir, write_run
 
 
 @dataclass
@@ -65,7 +65,11 @@ def resolve(config: RunConfig) -> tuple[DatasetBuilder, Recipe, str, str]:
     for family in builder.invariance_families:
         get_family(family)
     benchmark = benchmark_id(builder.dataset_id, builder.recipe, recipe.name, recipe.overrides)
-    return builder, recipe, benchmark, method_id(config.method, changed)
+    entry = method_id(config.method, changed)
+    bad = path_component_problem(entry)
+    if bad:
+        raise UserError(f"the run's method entry {bad}; choose --hp values without '/', '\\' or NUL, and a shorter spec")
+    return builder, recipe, benchmark, entry
 
 
 def run(config: RunConfig) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tailbench.results.store import DONE, PER_CLASS, RESULT, method_id
+from tailbench.results.store import DONE, PER_CLASS, RESULT, record_method_id
 
 
 @dataclass
@@ -29,11 +29,6 @@ class RunRecord:
     @property
     def seed(self) -> int:
         return int(self.result["seed"])
-
-
-def record_method_id(result: dict) -> str:
-    method = result["method"]
-    return method_id(method["spec"], method.get("changed") or {})
 
 
 def read_run(directory: Path) -> RunRecord:

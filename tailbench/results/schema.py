@@ -7,8 +7,8 @@ or unpickled) and returns a `Checked` holding the bytes it read and every proble
 Version 1 (SCHEMA_VERSION in tailbench.results) is what `tailbench run` writes today. Adding,
 removing or retyping a field of result.json means a new version here. One optional field came
 later without a new version because its absence means what older records meant:
-`method.changed` (the hyper-parameters that differ from their defaults; absent: none). Fields are closed: an
-unknown key is a problem, except inside `method` entries, `dataset.sources` entries, history
+`method.changed` (the hyper-parameters that differ from their defaults; absent: none). Fields
+are closed: an unknown key is a problem, except inside `method` entries, `dataset.sources` entries, history
 `method` logs and `summary` (where a method's own numbers, e.g. `learned_*`, are welcome as long
 as they are finite numbers or null).
 
@@ -20,11 +20,7 @@ named recipe with the stored overrides, and the benchmark id follows from both.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import math
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,14 +28,12 @@ from typing import Any
 
 from tailbench.results import SCHEMA_VERSION
 from tailbench.results.schema_types import AnyJson, Flag, ListOf, MapOf, Number, Obj, Scalar, Text, Timestamp, check, type_name
-from tailbench.results.records import record_method_id
-from tailbench.results.store import DONE, PER_CLASS, RESULT, benchmark_id
+from tailbench.results.schema_per_class import PROBABILITY, check_per_class
+from tailbench.results.store import DONE, PER_CLASS, RESULT, benchmark_id, path_component_problem, record_method_id
 
 MAX_FILE_BYTES = 64 * 2**20
-SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-PROBABILITY = Number(0.0, 1.0)
 COUNT = Number(0, integer=True)
 POSITIVE = Number(1, integer=True)
 
@@ -128,13 +122,6 @@ SUMMARY_PER_FAMILY_V1 = {
 REQUIRED_PACKAGES = ("python", "torch")
 
 
-def per_class_columns(families: list[str]) -> list[str]:
-    columns = ["class", "class_name", "train_count", "test_count", "val_acc", "test_acc"]
-    for family in families:
-        columns += [f"ekld_{family}", f"consistency_{family}"]
-    return columns
-
-
 # -- the record as read from disk -----------------------------------------------------------------
 @dataclass
 class Checked:
@@ -215,23 +202,15 @@ def validate_run(directory: Path) -> Checked:
         builder, manifest, frozen = registry
         checked.problems += _check_dataset(result, builder, manifest, frozen)
         if PER_CLASS in checked.files and not checked.problems:
-            checked.problems += _check_per_class(result, checked.files[PER_CLASS], manifest)
+            checked.problems += check_per_class(result, checked.files[PER_CLASS], manifest)
     return checked
 
 
 # -- cross-field checks ---------------------------------------------------------------------------
-def _path_component(value: str) -> str | None:
-    if value in {".", ".."} or value.startswith(".") or "/" in value or "\\" in value or "\x00" in value:
-        return f"{value[:60]!r} cannot name a folder (no '/', '\\', NUL or leading '.')"
-    if len(value.encode()) > 200:
-        return "is longer than 200 bytes"
-    return None
-
-
 def _check_record(result: dict) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     for key, value in (("benchmark", result["benchmark"]), ("method.spec", result["method"]["spec"])):
-        bad = _path_component(value)
+        bad = path_component_problem(value)
         if bad:
             problems.append((key, bad))
     method = result["method"]
@@ -241,9 +220,8 @@ def _check_record(result: dict) -> list[tuple[str, str]]:
     if sorted(method["hparams"]) != sorted(names):
         problems.append(("method.hparams", f"has entries for {sorted(method['hparams'])}, expected one per part {sorted(names)}"))
     changed_problems = _check_changed(method)
-    problems += changed_problems
-    if not changed_problems and _path_component(record_method_id(result)):
-        problems.append(("method.changed", f"the entry name {record_method_id(result)[:60]!r} {_path_component(record_method_id(result))}"))
+    bad_entry = None if changed_problems else path_component_problem(record_method_id(result))
+    problems += changed_problems + ([("method.changed", f"makes the entry name {bad_entry}")] if bad_entry else [])
     problems += _check_summary(result)
     recipe = result["recipe"]
     if len(result["history"]) != recipe["epochs"]:
@@ -372,98 +350,6 @@ def _check_dataset(result: dict, builder, manifest, frozen: bool) -> list[tuple[
     benchmark = benchmark_id(builder.dataset_id, builder.recipe, result["recipe"]["name"], result["recipe"]["overrides"])
     if result["benchmark"] != benchmark:
         problems.append(("benchmark", f"{result['benchmark']!r} does not follow from the dataset and recipe ({benchmark!r})"))
-    return problems
-
-
-def _cell(text: str, kind: str) -> tuple[float | int | None, str | None]:
-    """Parse one CSV cell: 'int', 'float' (empty = missing) or 'text'."""
-    if kind == "int":
-        try:
-            return int(text), None
-        except ValueError:
-            return None, f"{text[:30]!r} is not an integer"
-    if text == "":
-        return None, None
-    try:
-        value = float(text)
-    except ValueError:
-        return None, f"{text[:30]!r} is not a number"
-    if not math.isfinite(value):
-        return None, f"{text[:30]!r} is not finite"
-    return value, None
-
-
-def _check_per_class(result: dict, data: bytes, manifest) -> list[tuple[str, str]]:
-    dataset = result["dataset"]
-    families = list(dataset["invariance_families"])
-    try:
-        rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline=""), strict=True))
-    except (UnicodeDecodeError, csv.Error) as error:
-        return [(PER_CLASS, f"is not a readable CSV file ({error})")]
-    if not rows:
-        return [(PER_CLASS, "is empty")]
-    header, body = rows[0], [r for r in rows[1:] if r]
-    expected = per_class_columns(families)
-    if header != expected:
-        missing = [c for c in expected if c not in header]
-        extra = [c for c in header if c not in expected]
-        detail = (f"missing {', '.join(missing)}" if missing else "") + ("; " if missing and extra else "") + (f"unexpected {', '.join(extra)}" if extra else "")
-        return [(f"{PER_CLASS} columns", f"{detail or 'out of order'}; expected {','.join(expected)}")]
-    if len(body) != dataset["num_classes"]:
-        return [(f"{PER_CLASS} rows", f"{len(body)} rows; the dataset has {dataset['num_classes']} classes")]
-    train, test, names = manifest.counts("train"), manifest.counts("test"), list(manifest.class_names)
-    kinds = {"class": "int", "class_name": "text", "train_count": "int", "test_count": "int"}
-    ranges = {"val_acc": PROBABILITY, "test_acc": PROBABILITY}
-    for family in families:
-        ranges[f"ekld_{family}"] = Number(0.0)
-        ranges[f"consistency_{family}"] = PROBABILITY
-    columns: dict[str, list] = {c: [] for c in header}
-    for k, row in enumerate(body):
-        where = f"{PER_CLASS} row {k + 1}"
-        problems: list[tuple[str, str]] = []
-        if len(row) != len(header):
-            return [(where, f"has {len(row)} cells; the header has {len(header)}")]
-        for column, text in zip(header, row):
-            kind = kinds.get(column, "float")
-            value, bad = (text, None) if kind == "text" else _cell(text, kind)
-            if bad:
-                problems.append((f"{where} {column}", bad))
-            elif value is not None and column in ranges:
-                check(value, ranges[column], f"{where} {column}", problems)
-            columns[column].append(value)
-        if problems:
-            return problems
-        got = {column: columns[column][-1] for column in header}
-        if got["class"] != k:
-            problems.append((f"{where} class", f"is {got['class']}, expected {k} (rows in class order)"))
-        if got["class_name"] != names[k]:
-            problems.append((f"{where} class_name", f"{got['class_name']!r} is not the manifest's name {names[k]!r}"))
-        if got["train_count"] != train[k]:
-            problems.append((f"{where} train_count", f"is {got['train_count']}; the manifest has {train[k]} training images in class {k}"))
-        if got["test_count"] != test[k]:
-            problems.append((f"{where} test_count", f"is {got['test_count']}; the manifest has {test[k]} test images in class {k}"))
-        if got["test_acc"] is None and test[k] > 0:
-            problems.append((f"{where} test_acc", "is missing though the class has test images"))
-        if problems:
-            return problems
-    return _check_summary_matches_table(result["summary"], columns, families)
-
-
-def _close(a: float, b: float) -> bool:
-    return abs(a - b) <= 1e-9 + 1e-9 * abs(b)
-
-
-def _check_summary_matches_table(summary: dict, columns: dict[str, list], families: list[str]) -> list[tuple[str, str]]:
-    """The summary's means must be the means of the per-class table it came with."""
-    pairs = [("balanced_accuracy", "test_acc")] + [(f"ekld_{f}", f"ekld_{f}") for f in families]
-    problems = []
-    for key, column in pairs:
-        values = [v for v in columns[column] if v is not None]
-        if summary.get(key) is None or not values:
-            continue
-        mean = math.fsum(values) / len(values)
-        if not _close(summary[key], mean):
-            problems.append((f"summary.{key}", f"{summary[key]:.6g} is not the mean of {PER_CLASS} {column} ({mean:.6g})"))
     return problems
 
 

@@ -37,6 +37,21 @@ def format_value(value: object) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def record_method_id(result: dict) -> str:
+    """The entry a stored result.json belongs to (records without `method.changed` changed nothing)."""
+    method = result["method"]
+    return method_id(method["spec"], method.get("changed") or {})
+
+
+def path_component_problem(value: str) -> str | None:
+    """Why `value` cannot name one folder of a run record's path, or None when it can."""
+    if value in {".", ".."} or value.startswith(".") or "/" in value or "\\" in value or "\x00" in value:
+        return f"{value[:60]!r} cannot name a folder (no '/', '\\', NUL or leading '.')"
+    if len(value.encode()) > 200:
+        return "is longer than 200 bytes"
+    return None
+
+
 def run_dir(out: Path, benchmark: str, method: str, seed: int) -> Path:
     return Path(out) / benchmark / method / f"seed-{seed}"
 

@@ -28,9 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tailbench.errors import UserError
-from tailbench.results.records import record_method_id
 from tailbench.results.schema import Checked, describe, validate_run
-from tailbench.results.store import _UMASK, DONE, PER_CLASS, RESULT, run_dir, write_atomic
+from tailbench.results.store import _UMASK, DONE, PER_CLASS, RESULT, record_method_id, run_dir, write_atomic
 
 RECORD_FILES = (RESULT, PER_CLASS, DONE)
 TEMP_MARK = ".submit-"
