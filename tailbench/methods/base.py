@@ -10,12 +10,21 @@ subclass in one file, registered with ``@register_method(name)``. A part has a k
 
 Every hook works on device tensors for a whole batch; none may loop over samples in Python or
 call ``.item()``: the harness calls them once per step.
+
+On CUDA the harness captures each training step (recipe augmentation, ``augment``, the model's
+forward, ``loss``, ``regularizer``, backward and the optimizer step) in a CUDA graph and replays
+it, when every part of the spec sets ``capture_safe = True``. A part may say so when its step
+hooks (and whatever ``wrap_model`` adds to the forward pass) are a fixed tensor program: no host
+syncs (``.item()``, ``.cpu()``, boolean-mask indexing or other data-dependent shapes), no Python
+state that changes from step to step, randomness only from ``state.generator``, and Python
+branches on the epoch only through ``step_variant`` (the trainer captures one graph per distinct
+value). Otherwise the spec runs eagerly, which is always correct; the CPU always runs eagerly.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, ClassVar
+from typing import TYPE_CHECKING, Callable, ClassVar, Hashable
 
 import torch
 import torch.nn as nn
@@ -65,6 +74,7 @@ class MethodPart:
     paper: ClassVar[str] = ""
     hparams: ClassVar[dict[str, object]] = {}
     overrides_predict: ClassVar[bool] = False
+    capture_safe: ClassVar[bool] = False  # see the module docstring: may the step be a CUDA graph?
 
     def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
         self.ctx = ctx
@@ -86,6 +96,11 @@ class MethodPart:
 
     def loss_weights(self, epoch: int) -> torch.Tensor | None:
         """Per-class loss weights for this epoch, or None for unweighted."""
+        return None
+
+    def step_variant(self, epoch: int) -> Hashable:
+        """What in this part's step hooks changes with the epoch (e.g. a delayed start), as a
+        hashable: a captured step is reused only for epochs with the same value."""
         return None
 
     def augment(self, batch: Batch, state: StepState) -> Batch:
