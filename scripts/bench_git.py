@@ -38,9 +38,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from tailbench.benchmarks.device import device_name, resolve_device
+    from tailbench.benchmarks.runtime import device_name, resolve_device
     from tailbench.benchmarks.recipe import load_recipe
-    from tailbench.benchmarks.runner import build_model
+    from tailbench.benchmarks.runner import place_model
     from tailbench.benchmarks.trainer import train
     from tailbench.datasets import get_dataset
     from tailbench.datasets.sources import default_data_dir
@@ -82,10 +82,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             method = ComposedMethod(spec, ctx, hp)
             method.prepare(data)
-            model = build_model(recipe, data, method).to(device)
+            model, runtime = place_model(recipe, data, method, device)
             generator = torch.Generator(device=device).manual_seed(0)
-            train(model, method, data.train, recipe, generator, quiet=True)  # warm-up epoch
-            history = train(model, method, data.train, recipe, generator, quiet=True)
+            train(model, method, data.train, recipe, generator, runtime, quiet=True)  # warm-up epoch
+            history, _ = train(model, method, data.train, recipe, generator, runtime, quiet=True)
             seconds[spec] = history[0].seconds
             print(f"{spec:12s} one epoch of {len(data.train)} images: {history[0].seconds:.1f} s ({history[0].images_per_s:.0f} img/s)")
     ratio = seconds["ce+drs+git"] / seconds["ce+drs"]

@@ -171,7 +171,7 @@ def test_widths_have_their_own_optimizer_group_without_weight_decay():
     assert recipe.weight_decay > 0
     method = ComposedMethod("ce+augerino", context())
     model = method.wrap_model(nn.Sequential(nn.Flatten(), nn.Linear(144, 3)))
-    optimizer = build_optimizer(model, method, recipe)
+    optimizer = build_optimizer(model, method, recipe, torch.device("cpu"))
     groups = [g for g in optimizer.param_groups if any(p is model.raw for p in g["params"])]
     assert len(groups) == 1 and groups[0]["weight_decay"] == 0.0 and len(groups[0]["params"]) == 1
     main = optimizer.param_groups[0]

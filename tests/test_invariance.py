@@ -2,6 +2,7 @@ import torch
 import torch.nn as nn
 
 from tailbench.benchmarks.invariance import measure_invariance
+from tailbench.benchmarks.runtime import Runtime
 from tailbench.methods import ComposedMethod, MethodContext
 from tailbench.nuisance import get_family
 
@@ -40,8 +41,9 @@ def data(n_per_class=6, num_classes=2):
 
 def measure(model, family="rot", batch_size=32, seed=0, transforms=5):
     x, y = data()
+    runtime = Runtime(torch.device("cpu"), "contiguous", batch_size, captured_steps=False)
     return measure_invariance(method(2), model, get_family(family), x, x, y, 2,
-                              images_per_class=4, transforms=transforms, batch_size=batch_size, seed=seed)
+                              images_per_class=4, transforms=transforms, runtime=runtime, seed=seed)
 
 
 def test_a_model_that_ignores_its_input_has_zero_ekld_and_full_consistency():

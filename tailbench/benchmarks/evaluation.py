@@ -5,14 +5,22 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from tailbench.benchmarks.runtime import Runtime
 from tailbench.methods import ComposedMethod
 
 
-@torch.no_grad()
-def predict_log_probs(method: ComposedMethod, model: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+@torch.inference_mode()
+def predict_unit(method: ComposedMethod, model: nn.Module, x: torch.Tensor, runtime: Runtime) -> torch.Tensor:
+    """Log-probabilities for one batch of [0, 1] float images, in the run's memory layout."""
+    return method.predict(model, runtime.layout(x))
+
+
+@torch.inference_mode()
+def predict_log_probs(method: ComposedMethod, model: nn.Module, images: torch.Tensor, runtime: Runtime) -> torch.Tensor:
     """Log-probabilities for uint8 images, through the method's predict hook, in eval mode."""
     model.eval()
-    chunks = [method.predict(model, images[i : i + batch_size].float().div_(255.0)) for i in range(0, images.shape[0], batch_size)]
+    size = runtime.eval_batch_size
+    chunks = [predict_unit(method, model, images[i : i + size].float().div_(255.0), runtime) for i in range(0, images.shape[0], size)]
     return torch.cat(chunks) if chunks else torch.empty(0, device=images.device)
 
 

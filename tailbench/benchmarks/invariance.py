@@ -4,8 +4,9 @@ eKLD(c) = mean over images x of class c and transforms t of KL(p(.|x) || p(.|t(x
 original prediction first (Zhou et al., ICLR 2022). Each image is paired with transforms of
 itself (the official code paired different images of a class). When a dataset bakes a fixed
 nuisance draw into its images, t is applied to the image before that draw, so x and t(x) are two
-draws of the same nuisance on the same object. Pairs stream through in batches: memory is
-bounded by the batch size, not by the number of transforms.
+draws of the same nuisance on the same object. Every transform is drawn before any is applied,
+so the result does not depend on the evaluation batch size; pairs then stream through in
+batches: memory is bounded by the batch size, not by the number of transforms.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from tailbench.benchmarks.evaluation import predict_log_probs
+from tailbench.benchmarks.evaluation import predict_log_probs, predict_unit
+from tailbench.benchmarks.runtime import Runtime
 from tailbench.methods import ComposedMethod
 from tailbench.nuisance import NuisanceFamily
 
@@ -42,7 +44,7 @@ def sample_per_class(labels: torch.Tensor, num_classes: int, per_class: int, gen
     return torch.cat(chosen).sort().values.to(labels.device)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def measure_invariance(
     method: ComposedMethod,
     model: nn.Module,
@@ -54,7 +56,7 @@ def measure_invariance(
     *,
     images_per_class: int,
     transforms: int,
-    batch_size: int,
+    runtime: Runtime,
     seed: int,
 ) -> Invariance:
     """originals: uint8 images as evaluated; sources: the uint8 images t is applied to (same order)."""
@@ -62,17 +64,18 @@ def measure_invariance(
     seed = family_seed(seed, family.name)
     chosen = sample_per_class(labels, num_classes, images_per_class, torch.Generator().manual_seed(seed))
     device = labels.device
-    base = predict_log_probs(method, model, originals[chosen], batch_size)  # [M, C]
+    base = predict_log_probs(method, model, originals[chosen], runtime)  # [M, C]
     chosen_labels = labels[chosen]
-    generator = torch.Generator(device=device).manual_seed(seed)
+    total_pairs = chosen.numel() * transforms
+    params = family.sample(total_pairs, torch.Generator(device=device).manual_seed(seed))
     kl_sum = torch.zeros(num_classes, dtype=torch.float64, device=device)
     same_sum = torch.zeros(num_classes, dtype=torch.float64, device=device)
-    total_pairs = chosen.numel() * transforms
+    batch_size = runtime.eval_batch_size
     for start in range(0, total_pairs, batch_size):
         pair = torch.arange(start, min(start + batch_size, total_pairs), device=device)
         image = pair // transforms
         x = sources[chosen[image]].float().div_(255.0)
-        transformed = method.predict(model, family(x, generator))
+        transformed = predict_unit(method, model, family.apply(x, params[start : start + batch_size]), runtime)
         p = base[image]
         kl = (p.exp() * (p - transformed)).sum(1).double().clamp_min_(0.0)  # >= 0 up to rounding
         same = (p.argmax(1) == transformed.argmax(1)).double()

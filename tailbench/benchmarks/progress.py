@@ -25,6 +25,11 @@ class EpochProgress:
         )
         self.task = None
 
+    @property
+    def live(self) -> bool:
+        """Whether a progress bar is on screen (reading the running sums then is worth a GPU sync)."""
+        return not self.progress.disable
+
     def __enter__(self) -> "EpochProgress":
         self.progress.__enter__()
         return self

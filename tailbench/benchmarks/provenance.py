@@ -3,27 +3,67 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
 import platform
+import re
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
 
+from tailbench.errors import UserError
+
 PACKAGES = ("torch", "torchvision", "timm", "numpy", "pandas", "scipy")
+COMMIT_ENV = "TAILBENCH_COMMIT"  # the commit of a copy of the tree that has no .git (a GPU machine's)
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+COMMIT_PATTERN = re.compile(r"[0-9a-f]{40}")
+
+
+def code_files(root: Path = PACKAGE_ROOT) -> list[Path]:
+    """The package's source files whose text the code digest covers."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+
+
+def code_digest_of(files: dict[str, bytes]) -> str:
+    """sha256 over (path relative to the package's parent, size, bytes) of every file, in path order."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        data = files[name]
+        digest.update(f"{name}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """The digest of the tailbench package this process imported (read once, like the commit)."""
+    return code_digest_of({p.relative_to(PACKAGE_ROOT.parent).as_posix(): p.read_bytes() for p in code_files()})
 
 
 @functools.lru_cache(maxsize=1)
 def git_commit() -> dict[str, object]:
     """The checkout's commit and whether it was dirty, read ONCE per process: the code a process
     runs is what it imported at its start, so a sweep whose checkout moves on while it runs
-    still records the commit its code came from. The harness calls this before training."""
-    root = Path(__file__).resolve().parents[2]
+    still records the commit its code came from. The harness calls this before training.
+
+    A copy of the tree without .git (a GPU machine's) names its commit in $TAILBENCH_COMMIT;
+    the record then says so (`source`), and `tailbench submit` checks the record's code digest
+    against that commit's files."""
+    root = PACKAGE_ROOT.parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit or None, "dirty": bool(dirty) if commit else None}
+        commit, dirty = "", ""
+    if commit:
+        return {"commit": commit, "dirty": bool(dirty), "source": "git"}
+    given = os.environ.get(COMMIT_ENV, "").strip().lower()
+    if not given:
+        return {"commit": None, "dirty": None, "source": None}
+    if not COMMIT_PATTERN.fullmatch(given):
+        raise UserError(f"${COMMIT_ENV}={given[:60]!r} is not a full 40-hex-digit git commit; set it to `git rev-parse HEAD` of the tree you copied")
+    return {"commit": given, "dirty": None, "source": COMMIT_ENV}
 
 
 def package_versions() -> dict[str, str | None]:

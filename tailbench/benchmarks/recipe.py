@@ -27,7 +27,6 @@ class Recipe:
     milestones: tuple[int, ...]
     factors: tuple[float, ...]  # lr multiplier in force after each milestone
     augment: tuple[str, ...]
-    eval_batch_size: int
     ekld_images_per_class: int
     ekld_transforms: int
     overrides: dict[str, object] = field(default_factory=dict)
@@ -73,7 +72,6 @@ def load_recipe(name: str) -> Recipe:
             milestones=tuple(int(m) for m in raw["schedule"]["milestones"]),
             factors=tuple(float(f) for f in raw["schedule"]["factors"]),
             augment=tuple(str(a) for a in raw.get("augment") or ()),
-            eval_batch_size=int(raw["eval"]["batch_size"]),
             ekld_images_per_class=int(raw["eval"]["ekld_images_per_class"]),
             ekld_transforms=int(raw["eval"]["ekld_transforms"]),
         )

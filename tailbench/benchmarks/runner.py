@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from tailbench.benchmarks import provenance
-from tailbench.benchmarks.device import device_name, resolve_device, seed_everything
+from tailbench.benchmarks.runtime import Runtime, choose_runtime, device_name, make_deterministic, resolve_device, seed_everything
 from tailbench.benchmarks.evaluation import per_class_accuracy, predict_log_probs
 from tailbench.benchmarks.invariance import measure_invariance
 from tailbench.benchmarks.metrics import summarize
@@ -79,7 +79,8 @@ def run(config: RunConfig) -> Path:
         console.print(f"{directory} is already complete; skipped (use --force to run it again)")
         return directory
     device = resolve_device(config.device)
-    code_version = provenance.git_commit()
+    make_deterministic(device)
+    code_version, code_digest = provenance.git_commit(), provenance.code_digest()
     started_at, started = datetime.now(timezone.utc), time.perf_counter()
     seed_everything(config.seed)
     data = builder.load(config.data_dir or default_data_dir()).to(device)
@@ -90,10 +91,12 @@ def run(config: RunConfig) -> Path:
     )
     method = ComposedMethod(config.method, ctx, config.hparams)
     method.prepare(data)
-    model = build_model(recipe, data, method).to(device)
+    model, runtime = place_model(recipe, data, method, device)
+    if device.type == "cuda" and not runtime.captured_steps and not config.quiet:
+        console.print(f"{config.method}: {', '.join(method.not_capture_safe())} is not capture-safe; training steps run eagerly")
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    history = train(model, method, data.train, recipe, generator, config.quiet)
-    per_class, summary = evaluate(method, model, data, recipe, config.seed)
+    history, step_kind = train(model, method, data.train, recipe, generator, runtime, config.quiet)
+    per_class, summary = evaluate(method, model, data, recipe, config.seed, runtime)
     summary.update(method.final_summary(model))
     wall = time.perf_counter() - started
     result = {
@@ -111,8 +114,10 @@ def run(config: RunConfig) -> Path:
         "summary": summary,
         "history": [asdict(h) for h in history],
         "provenance": {
-            "git": code_version, "packages": provenance.package_versions(), "machine": provenance.machine(),
+            "git": code_version, "code_sha256": code_digest,
+            "packages": provenance.package_versions(), "machine": provenance.machine(),
             "device": device_name(device), "device_type": device.type,
+            "runtime": {**runtime.to_json(), "train_step": step_kind},
             "started": started_at.isoformat(), "finished": datetime.now(timezone.utc).isoformat(), "wall_seconds": wall,
         },
     }
@@ -123,6 +128,12 @@ def run(config: RunConfig) -> Path:
     return directory
 
 
+def place_model(recipe: Recipe, data: LongTailedData, method: ComposedMethod, device: torch.device) -> tuple[torch.nn.Module, Runtime]:
+    """The run's model on its device, in the layout the device's runtime chose for this input."""
+    runtime = choose_runtime(device, data.image_shape, method.capture_safe)
+    return build_model(recipe, data, method).to(device, memory_format=runtime.torch_format), runtime
+
+
 def build_model(recipe: Recipe, data: LongTailedData, method: ComposedMethod) -> torch.nn.Module:
     backbone = create_model(recipe.model, num_classes=data.num_classes, in_chans=data.image_shape[0])
     pixels = data.train.x.float().div(255.0).transpose(0, 1).flatten(1)
@@ -130,10 +141,10 @@ def build_model(recipe: Recipe, data: LongTailedData, method: ComposedMethod) ->
     return method.wrap_model(model)
 
 
-def evaluate(method: ComposedMethod, model: torch.nn.Module, data: LongTailedData, recipe: Recipe, seed: int) -> tuple[list[dict], dict]:
+def evaluate(method: ComposedMethod, model: torch.nn.Module, data: LongTailedData, recipe: Recipe, seed: int, runtime: Runtime) -> tuple[list[dict], dict]:
     c = data.num_classes
-    test_lp = predict_log_probs(method, model, data.test.x, recipe.eval_batch_size)
-    val_lp = predict_log_probs(method, model, data.val.x, recipe.eval_batch_size)
+    test_lp = predict_log_probs(method, model, data.test.x, runtime)
+    val_lp = predict_log_probs(method, model, data.val.x, runtime)
     test_acc = per_class_accuracy(test_lp, data.test.y, c)
     val_acc = per_class_accuracy(val_lp, data.val.y, c)
     overall = float((test_lp.argmax(1) == data.test.y).double().mean())
@@ -143,7 +154,7 @@ def evaluate(method: ComposedMethod, model: torch.nn.Module, data: LongTailedDat
         result = measure_invariance(
             method, model, get_family(family_name), data.test.x, sources, data.test.y, c,
             images_per_class=recipe.ekld_images_per_class, transforms=recipe.ekld_transforms,
-            batch_size=recipe.eval_batch_size, seed=seed,
+            runtime=runtime, seed=seed,
         )
         ekld[family_name], consistency[family_name] = result.ekld.tolist(), result.consistency.tolist()
     counts = data.train_counts.cpu().tolist()

@@ -1,4 +1,4 @@
-"""The training loop: index gathers from device tensors, method hooks, one sync per display tick."""
+"""The training loop: epochs, the lr schedule, sample orders, the per-epoch record; the step itself is in step.py."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ import torch.nn as nn
 from tailbench.benchmarks.augment import compose
 from tailbench.benchmarks.progress import EpochProgress
 from tailbench.benchmarks.recipe import Recipe
+from tailbench.benchmarks.runtime import Runtime
+from tailbench.benchmarks.step import CapturedStep, EagerStep
 from tailbench.datasets.base import Split
 from tailbench.errors import UserError
-from tailbench.methods import Batch, ComposedMethod, StepState
+from tailbench.methods import ComposedMethod
 
 DISPLAY_EVERY = 20  # steps between progress-bar updates (each one reads the running sums)
 
@@ -30,17 +32,30 @@ class EpochRecord:
     method: dict[str, object] = field(default_factory=dict)
 
 
-def build_optimizer(model: nn.Module, method: ComposedMethod, recipe: Recipe) -> torch.optim.SGD:
+def build_optimizer(model: nn.Module, method: ComposedMethod, recipe: Recipe, device: torch.device) -> torch.optim.SGD:
+    """SGD over the model and the method's extra groups. On CUDA the fused kernel (one launch per
+    step) with the learning rate as a device tensor, so a captured step reads the current one."""
     extra = method.param_groups(model)
     claimed = {id(p) for group in extra for p in group["params"]}
     main = [p for p in model.parameters() if id(p) not in claimed and p.requires_grad]
     groups = [{"params": main}] + extra
+    fused = {"fused": True} if device.type == "cuda" else {}
     optimizer = torch.optim.SGD(
-        groups, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, nesterov=recipe.nesterov
+        groups, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, nesterov=recipe.nesterov, **fused
     )
     for group in optimizer.param_groups:
-        group["base_lr"] = group["lr"]
+        group["base_lr"] = float(group["lr"])
+        if device.type == "cuda":
+            group["lr"] = torch.tensor(group["base_lr"], device=device)
     return optimizer
+
+
+def set_lr_factor(optimizer: torch.optim.Optimizer, factor: float) -> None:
+    for group in optimizer.param_groups:
+        if isinstance(group["lr"], torch.Tensor):
+            group["lr"].fill_(group["base_lr"] * factor)
+        else:
+            group["lr"] = group["base_lr"] * factor
 
 
 def epoch_order(method: ComposedMethod, train: Split, epoch: int, generator: torch.Generator) -> torch.Tensor:
@@ -53,11 +68,18 @@ def epoch_order(method: ComposedMethod, train: Split, epoch: int, generator: tor
     return torch.multinomial(per_sample, n, replacement=True, generator=generator)
 
 
+def make_step(model: nn.Module, method: ComposedMethod, train_split: Split, recipe: Recipe, generator: torch.Generator, runtime: Runtime) -> EagerStep:
+    optimizer = build_optimizer(model, method, recipe, runtime.device)
+    kind = CapturedStep if runtime.captured_steps else EagerStep
+    return kind(model, method, optimizer, compose(recipe.augment), train_split, generator, runtime)
+
+
 def train(
-    model: nn.Module, method: ComposedMethod, train_split: Split, recipe: Recipe, generator: torch.Generator, quiet: bool = False
-) -> list[EpochRecord]:
-    optimizer = build_optimizer(model, method, recipe)
-    augment = compose(recipe.augment)
+    model: nn.Module, method: ComposedMethod, train_split: Split, recipe: Recipe, generator: torch.Generator,
+    runtime: Runtime, quiet: bool = False,
+) -> tuple[list[EpochRecord], str]:
+    """The recipe's epochs; returns the per-epoch records and how the steps ran (eager or graphs)."""
+    step_fn = make_step(model, method, train_split, recipe, generator, runtime)
     n, batch_size = len(train_split), recipe.batch_size
     steps = (n + batch_size - 1) // batch_size
     history: list[EpochRecord] = []
@@ -65,42 +87,26 @@ def train(
     with progress:
         for epoch in range(recipe.epochs):
             factor = recipe.lr_factor(epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = group["base_lr"] * factor
+            set_lr_factor(step_fn.optimizer, factor)
             order = epoch_order(method, train_split, epoch, generator)
             loss_weights = method.loss_weights(epoch)
-            loss_sum = torch.zeros((), device=train_split.y.device)
-            correct = torch.zeros((), device=train_split.y.device, dtype=torch.long)
-            seen = 0
+            step_fn.reset_sums()
             model.train()
             progress.start_epoch(epoch)
             started = time.perf_counter()
             for step in range(steps):
-                idx = order[step * batch_size : (step + 1) * batch_size]
-                x = augment(train_split.x[idx].float().div_(255.0), generator)
-                batch = method.augment(Batch(x, train_split.y[idx], idx), StepState(epoch, step, generator))
-                logits = model(batch.x)
-                loss = method.loss(model, logits, batch.y, loss_weights, epoch)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach() * batch.y.shape[0]
-                correct += (logits.detach().argmax(1) == batch.y).sum()
-                seen += batch.y.shape[0]
-                if (step + 1) % DISPLAY_EVERY == 0 or step + 1 == steps:
-                    elapsed = time.perf_counter() - started
-                    progress.update(step + 1, float(loss_sum) / seen, float(correct) / seen, seen / elapsed)
+                step_fn(order[step * batch_size : (step + 1) * batch_size], epoch, step, loss_weights)
+                if progress.live and (step + 1) % DISPLAY_EVERY == 0:  # reading the sums waits for the GPU
+                    seen = min((step + 1) * batch_size, n)
+                    progress.update(step + 1, float(step_fn.loss_sum) / seen, float(step_fn.correct) / seen, seen / (time.perf_counter() - started))
+            loss, correct = float(step_fn.loss_sum) / n, float(step_fn.correct) / n
             seconds = time.perf_counter() - started
+            progress.update(steps, loss, correct, n / seconds)
             record = EpochRecord(
-                epoch=epoch,
-                lr=recipe.lr * factor,
-                loss=float(loss_sum) / seen,
-                train_acc=float(correct) / seen,
-                images_per_s=seen / seconds,
-                seconds=seconds,
+                epoch=epoch, lr=recipe.lr * factor, loss=loss, train_acc=correct, images_per_s=n / seconds, seconds=seconds,
                 method=method.epoch_log(model, epoch),
             )
             if not math.isfinite(record.loss):
                 raise UserError(f"training diverged in epoch {epoch + 1} (loss {record.loss}); lower the lr (--lr) or check the method's hyper-parameters")
             history.append(record)
-    return history
+    return history, step_fn.describe()

@@ -64,7 +64,7 @@ def _resolve(args: argparse.Namespace):
 
 
 def _load_data(builder, device_choice: str, data_dir: Path | None):
-    from tailbench.benchmarks.device import resolve_device
+    from tailbench.benchmarks.runtime import resolve_device
     from tailbench.datasets.sources import default_data_dir
 
     device = resolve_device(device_choice)

@@ -162,6 +162,9 @@ class Augerino(MethodPart):
     paper = "Benton et al., NeurIPS 2020"
     hparams = {"reg": 0.01, "copies": 4, "color": False}
     overrides_predict = True
+    # torch.linalg.matrix_exp reads the matrices' norms on the host to pick its approximation: a
+    # sync no CUDA graph can hold. Augerino's steps run eagerly.
+    capture_safe = False
 
     def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
         super().__init__(ctx, hp)

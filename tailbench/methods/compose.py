@@ -21,6 +21,16 @@ class ComposedMethod:
         self.augmentations = [p for p in self.parts if p.kind == "augmentation"]
         self.predictor = next((p for p in self.parts if p.overrides_predict), self.loss_part)
 
+    @property
+    def capture_safe(self) -> bool:
+        return all(part.capture_safe for part in self.parts)
+
+    def not_capture_safe(self) -> list[str]:
+        return [part.name for part in self.parts if not part.capture_safe]
+
+    def step_variant(self, epoch: int) -> tuple:
+        return tuple(part.step_variant(epoch) for part in self.parts)
+
     def prepare(self, data) -> None:
         for part in self.parts:
             part.prepare(data)

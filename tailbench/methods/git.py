@@ -30,6 +30,7 @@ from tailbench.methods.registry import register_method
 @register_method("git")
 class GenerativeInvarianceTransfer(MethodPart):
     kind = "augmentation"
+    capture_safe = True  # on CUDA every draw and mix is a fixed tensor program (torch.where, no masks)
     description = "replace part of each batch by MUNIT-generated versions (same content, random style) of its images"
     paper = "Zhou et al., ICLR 2022 (GIT); generator: Huang et al., ECCV 2018 (MUNIT)"
     hparams = {
@@ -69,8 +70,9 @@ class GenerativeInvarianceTransfer(MethodPart):
         self.entry = ""
         # On the CPU a boolean gather costs no device sync: translate only the images kept.
         self.gather_kept = ctx.device.type == "cpu"
+        # Device counters, read once per epoch: a captured step updates them on every replay.
         self.generated = torch.zeros((), device=ctx.device)
-        self.seen = 0
+        self.seen = torch.zeros((), device=ctx.device)
 
     def prepare(self, data) -> None:
         from tailbench.generative.train import train_or_load
@@ -80,15 +82,21 @@ class GenerativeInvarianceTransfer(MethodPart):
         )
         self.entry = f"{directory.parent.name}/{directory.name}"
 
+    def step_variant(self, epoch: int) -> bool:
+        return self.waiting(epoch)
+
+    def waiting(self, epoch: int) -> bool:
+        return bool(self.hp["delayed"]) and epoch < self.ctx.first_lr_step
+
     def _autocast(self):
-        if self.ctx.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.ctx.device.type == "cuda":  # no weight-cast cache: it cannot live across graph replays
+            return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False)
         return contextlib.nullcontext()
 
     def augment(self, batch: Batch, state: StepState) -> Batch:
         b = batch.x.shape[0]
         self.seen += b
-        if self.hp["delayed"] and state.epoch < self.ctx.first_lr_step:
+        if self.waiting(state.epoch):
             return batch
         k = int(round(float(self.hp["gen_frac"]) * b))
         if k == 0:
@@ -116,9 +124,9 @@ class GenerativeInvarianceTransfer(MethodPart):
         return out.float().add(1.0).mul(0.5).clamp(0.0, 1.0)
 
     def epoch_log(self, model, epoch: int) -> dict[str, object]:
-        fraction = float(self.generated) / max(self.seen, 1)
+        fraction = float(self.generated) / max(float(self.seen), 1.0)
         self.generated.zero_()
-        self.seen = 0
+        self.seen.zero_()
         log: dict[str, object] = {"git_generated_frac": fraction}
         if epoch == 0:
             log["git_generator"] = self.entry

@@ -34,6 +34,7 @@ def class_counts(ctx: MethodContext) -> torch.Tensor:
 @register_method("ce")
 class CrossEntropy(MethodPart):
     kind = "loss"
+    capture_safe = True
     description = "cross-entropy (empirical risk minimisation)"
     paper = "-"
 
@@ -46,6 +47,7 @@ class Focal(MethodPart):
     """FL(p_t) = -(1 - p_t)^gamma log p_t, where p_t is the predicted probability of the true class."""
 
     kind = "loss"
+    capture_safe = True
     description = "focal loss: cross-entropy times (1 - p_true)^gamma, down-weighting easy examples"
     paper = "Lin et al., ICCV 2017 (focal loss)"
     hparams = {"gamma": 1.0}
@@ -81,6 +83,7 @@ class LDAM(MethodPart):
     C chosen so that the largest margin (the smallest class's) is max_m."""
 
     kind = "loss"
+    capture_safe = True
     description = "label-distribution-aware margins (m_c ~ n_c^-1/4, largest max_m) on an s-scaled cosine classifier"
     paper = "Cao et al., NeurIPS 2019 (LDAM-DRW)"
     hparams = {"max_m": 0.5, "s": 30.0}
@@ -115,6 +118,7 @@ class BalancedSoftmax(MethodPart):
     """Training loss CE(logits + tau * log prior, y); prediction uses the plain logits."""
 
     kind = "loss"
+    capture_safe = True
     description = "balanced softmax / logit adjustment: tau * log(prior) added to the logits in the training loss only"
     paper = "Ren et al., NeurIPS 2020; Menon et al., ICLR 2021"
     hparams = {"tau": 1.0}

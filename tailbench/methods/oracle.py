@@ -31,6 +31,7 @@ from tailbench.nuisance import NuisanceFamily, get_family
 @register_method("oracle")
 class OracleNuisance(MethodPart):
     kind = "augmentation"
+    capture_safe = True
     description = "fresh draws of the dataset's own nuisance on the clean train images (all classes or small ones)"
     paper = "- (oracle reference)"
     hparams = {"max_class_size": 0}

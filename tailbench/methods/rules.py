@@ -33,6 +33,7 @@ def effective_number_weights(ctx: MethodContext, beta: float) -> torch.Tensor:
 @register_method("rs")
 class Resampling(MethodPart):
     kind = "rule"
+    capture_safe = True  # rules act between steps: sample orders and loss weights per epoch
     description = "class-balanced resampling from the first epoch (sample weight 1 / n_y)"
     paper = "Buda et al., Neural Networks 2018 (class-balanced oversampling)"
 
@@ -47,6 +48,7 @@ class Resampling(MethodPart):
 @register_method("drs")
 class DeferredResampling(MethodPart):
     kind = "rule"
+    capture_safe = True  # rules act between steps: sample orders and loss weights per epoch
     description = "plain sampling until the recipe's first lr step, class-balanced resampling after"
     paper = "Cao et al., NeurIPS 2019 (deferred schedule)"
 
@@ -61,6 +63,7 @@ class DeferredResampling(MethodPart):
 @register_method("rw")
 class Reweighting(MethodPart):
     kind = "rule"
+    capture_safe = True  # rules act between steps: sample orders and loss weights per epoch
     description = "class-balanced loss weights from effective numbers, (1 - beta) / (1 - beta^n_c), summing to C"
     paper = "Cui et al., CVPR 2019 (effective number)"
     hparams = {"beta": 0.9999}
@@ -76,6 +79,7 @@ class Reweighting(MethodPart):
 @register_method("drw")
 class DeferredReweighting(MethodPart):
     kind = "rule"
+    capture_safe = True  # rules act between steps: sample orders and loss weights per epoch
     description = "unweighted loss until the recipe's first lr step, rw's effective-number weights after"
     paper = "Cao et al., NeurIPS 2019; weights of Cui et al., CVPR 2019"
     hparams = {"beta": 0.9999}

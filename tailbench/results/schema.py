@@ -73,11 +73,11 @@ RESULT_V1 = Obj({
         "milestones": ListOf(COUNT),
         "factors": ListOf(Number(0.0)),
         "augment": ListOf(Text()),
-        "eval_batch_size": POSITIVE,
+        "eval_batch_size": POSITIVE,  # until the runtime chose it per device (provenance.runtime)
         "ekld_images_per_class": POSITIVE,
         "ekld_transforms": POSITIVE,
         "overrides": MapOf(Number(0.0)),
-    }),
+    }, optional=("eval_batch_size",)),
     "summary": MapOf(Number(nullable=True)),
     "history": ListOf(Obj({
         "epoch": COUNT,
@@ -89,15 +89,26 @@ RESULT_V1 = Obj({
         "method": MapOf(AnyJson()),
     }, open=True)),
     "provenance": Obj({
-        "git": Obj({"commit": Text(nullable=True), "dirty": Flag(nullable=True)}),
+        "git": Obj({
+            "commit": Text(nullable=True), "dirty": Flag(nullable=True),
+            "source": Text(nullable=True, choices=("git", "TAILBENCH_COMMIT")),  # where the commit was read
+        }, optional=("source",)),
+        "code_sha256": Text(),  # the tailbench package's files (benchmarks/provenance.code_digest)
         "packages": MapOf(Text(nullable=True)),
         "machine": MapOf(Text(nonempty=False)),
         "device": Text(),
         "device_type": Text(),
+        "runtime": Obj({
+            "memory_format": Text(choices=("channels_last", "contiguous")),
+            "eval_batch_size": POSITIVE,
+            "captured_steps": Flag(),
+            "deterministic": Flag(),
+            "train_step": Text(),
+        }),
         "started": Timestamp(),
         "finished": Timestamp(),
         "wall_seconds": Number(0.0),
-    }),
+    }, optional=("code_sha256", "runtime")),  # records before the per-device runtime lack them
 })
 
 # summary keys every record has, with their ranges; {f} is each invariance family.

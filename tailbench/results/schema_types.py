@@ -65,6 +65,7 @@ class MapOf:
 class Obj:
     fields: dict[str, object]
     open: bool = False  # unknown keys allowed
+    optional: tuple[str, ...] = ()  # fields that records of some tailbench versions lack
 
 
 def type_name(value: object) -> str:
@@ -141,7 +142,8 @@ def check(value: object, spec: object, where: str, problems: list[tuple[str, str
         prefix = f"{where}." if where else ""
         for key, sub in spec.fields.items():
             if key not in value:
-                problems.append((f"{prefix}{key}", "missing"))
+                if key not in spec.optional:
+                    problems.append((f"{prefix}{key}", "missing"))
             else:
                 check(value[key], sub, f"{prefix}{key}", problems)
         if not spec.open:

@@ -1,0 +1,100 @@
+"""How a run executes on its device: memory layout, evaluation batch size, captured steps, determinism.
+
+Every choice is a fixed rule of the device and the input shape, chosen from measurements
+(docs/PERFORMANCE.md, scripts/bench_harness.py) and never timed at run time: a choice that
+depended on the machine's load would make a record depend on it too. The choices are written to
+result.json (`runtime`), since layout and batch size may change the last bits of a float.
+
+- Layout: on the CPU, channels_last for one-channel images (a ResNet step measured 1.2x faster)
+  and NCHW otherwise (channels_last cut a ResNet-8 step on 3x32x32 to 0.78x); NCHW on CUDA.
+- Evaluation batch: 256 on the CPU (batch 1024 page-faults on every large allocation: 1,250 ms per
+  1,000 images against 490 ms at 256), 4096 on CUDA.
+- Determinism on CUDA: deterministic algorithms, cuDNN autotuning off and a fixed cuBLAS
+  workspace, so one seed on one kind of GPU gives byte-identical records. The CPU is
+  deterministic without them.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from tailbench.errors import UserError
+
+EVAL_BATCH = {"cpu": 256, "cuda": 4096}
+CUBLAS_WORKSPACE = ":4096:8"  # what cuBLAS needs for reproducible matmuls (CUDA docs)
+
+
+def resolve_device(choice: str) -> torch.device:
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no CUDA device is available; use --device auto or cpu")
+    if choice not in {"cpu", "cuda"}:
+        raise UserError(f"--device {choice!r} is not one of auto, cpu, cuda")
+    return torch.device(choice)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def device_kind(device_type: str, name: str) -> str:
+    """What must match for two runs to be bit-identical: the GPU model, or just "cpu"."""
+    return "cpu" if device_type == "cpu" else name
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def make_deterministic(device: torch.device) -> None:
+    """Call before the first CUDA operation of the process (cuBLAS reads its workspace setting once)."""
+    if device.type != "cuda":
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False  # costs time, protects nothing here
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    memory_format: str  # "channels_last" or "contiguous"
+    eval_batch_size: int
+    captured_steps: bool  # the training step replayed from CUDA graphs
+
+    @property
+    def torch_format(self) -> torch.memory_format:
+        return torch.channels_last if self.memory_format == "channels_last" else torch.contiguous_format
+
+    def layout(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=self.torch_format)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "memory_format": self.memory_format,
+            "eval_batch_size": self.eval_batch_size,
+            "captured_steps": self.captured_steps,
+            "deterministic": self.device.type == "cpu" or torch.are_deterministic_algorithms_enabled(),
+        }
+
+
+def choose_runtime(device: torch.device, image_shape: tuple[int, int, int], capture_safe: bool) -> Runtime:
+    channels_last = device.type == "cpu" and image_shape[0] == 1
+    return Runtime(
+        device=device,
+        memory_format="channels_last" if channels_last else "contiguous",
+        eval_batch_size=EVAL_BATCH[device.type],
+        captured_steps=device.type == "cuda" and capture_safe,
+    )
