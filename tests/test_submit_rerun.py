@@ -205,7 +205,7 @@ def test_rerun_of_a_cpu_record_matches_exactly(record, cli, tmp_path):
     assert cli("submit", record, "--results", results).code == 0
     result = cli("rerun", BENCHMARK, "ce", "--results", results)
     assert result.code == 0, result.err
-    assert "exact match (one seed, CPU record rerun on the CPU)" in result.out
+    assert "exact match (the record's code, on cpu as the record)" in result.out
     assert "per_class.csv: identical" in result.out
     assert "agree: all" in result.out and "NO" not in result.out
 
@@ -247,15 +247,34 @@ def test_rerun_tolerance_comes_from_the_seed_spread(tmp_path):
     for seed in (0, 1, 2):
         fake_record(tmp_path, "digits-lt", "ce", seed)
     runs = entry_runs(tmp_path, "digits-lt", "ce")
-    allowed, how = tolerances(runs, ["accuracy"], None, "cuda", "cuda")
+    stored = runs[0].result  # a record of other code: no exact match, whatever the device
+    allowed, how = tolerances(runs, ["accuracy"], None, stored, "NVIDIA H200")
     values = [r.result["summary"]["accuracy"] for r in runs]
     mean = sum(values) / 3
     assert allowed["accuracy"] == pytest.approx(2 * (sum((v - mean) ** 2 for v in values) / 2) ** 0.5)
     assert "3 seeds" in how
     one = entry_runs(tmp_path, "digits-lt", "ce")[:1]
     with pytest.raises(UserError, match="pass --tolerance"):
-        tolerances(one, ["accuracy"], None, "cuda", "cuda")
-    assert tolerances(one, ["accuracy"], None, "cpu", "cpu")[0] == {"accuracy": 0.0}
+        tolerances(one, ["accuracy"], None, {**stored, "provenance": {**stored["provenance"], "device_type": "cuda"}}, "NVIDIA H200")
+    assert tolerances(one, ["accuracy"], None, stored, "cpu")[0] == {"accuracy": 0.0}
+
+
+def test_rerun_is_exact_on_the_same_kind_of_gpu_with_the_same_code(tmp_path):
+    from tailbench.benchmarks.provenance import code_digest
+    from tailbench.benchmarks.rerun import entry_runs, tolerances
+
+    for seed in (0, 1, 2):
+        fake_record(tmp_path, "digits-lt", "ce", seed)
+    runs = entry_runs(tmp_path, "digits-lt", "ce")
+    gpu = {**runs[0].result["provenance"], "device": "NVIDIA H200", "device_type": "cuda", "code_sha256": code_digest(),
+           "runtime": {"memory_format": "contiguous", "eval_batch_size": 4096, "captured_steps": True, "deterministic": True, "train_step": "cuda graphs (2 captured)"}}
+    stored = {**runs[0].result, "provenance": gpu}
+    assert tolerances(runs, ["accuracy"], None, stored, "NVIDIA H200") == ({"accuracy": 0.0}, "exact match (the record's code, on NVIDIA H200 as the record)")
+    assert "seeds" in tolerances(runs, ["accuracy"], None, stored, "NVIDIA H100 80GB HBM3")[1]
+    other_code = {**stored, "provenance": {**gpu, "code_sha256": "0" * 64}}
+    assert "seeds" in tolerances(runs, ["accuracy"], None, other_code, "NVIDIA H200")[1]
+    nondeterministic = {**stored, "provenance": {**gpu, "runtime": {**gpu["runtime"], "deterministic": False}}}
+    assert "seeds" in tolerances(runs, ["accuracy"], None, nondeterministic, "NVIDIA H200")[1]
 
 
 def test_rerun_of_a_missing_entry_is_one_line(cli, tmp_path):
@@ -294,3 +313,47 @@ def test_a_changed_hyper_parameter_cannot_hide_under_the_plain_spec():
     assert listed and "listed though the value equals the default" in listed[0][1]
     assert "method.hparams holds 2.0" in _check_changed(method(2.0, {"focal.gamma": 3.0}))[0][1]
 
+
+
+def _passed_in(commit: str, digest: str):
+    def change(result):
+        result["provenance"]["git"] = {"commit": commit, "dirty": None, "source": "TAILBENCH_COMMIT"}
+        result["provenance"]["code_sha256"] = digest
+    return change
+
+
+def test_a_passed_in_commit_is_checked_against_the_code_digest(record, cli, tmp_path):
+    """A GPU machine's copy of the tree has no .git: its records name the commit through
+    $TAILBENCH_COMMIT, and submit checks that the code they ran is that commit's."""
+    import subprocess
+
+    from tailbench.benchmarks.provenance import code_digest_of
+    from tailbench.results.code_check import files_at_commit
+
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    true_digest = code_digest_of(files_at_commit(head))
+    good = copy_of(record, tmp_path, "good")
+    edit_result(good, _passed_in(head, true_digest))
+    assert cli("submit", good, "--results", tmp_path / "results").code == 0
+    lying = copy_of(record, tmp_path, "lying")
+    edit_result(lying, _passed_in(head, "0" * 64))
+    result = cli("submit", lying, "--results", tmp_path / "results2")
+    assert result.code == 2 and "provenance.code_sha256: does not match the files of commit" in result.out + result.err
+    unknown = copy_of(record, tmp_path, "unknown")
+    edit_result(unknown, _passed_in("f" * 40, true_digest))
+    result = cli("submit", unknown, "--results", tmp_path / "results3")
+    assert result.code == 2 and "is not a commit of this checkout" in result.out + result.err
+
+
+def test_a_malformed_passed_in_commit_stops_the_run_before_it_starts(cli, tmp_path, monkeypatch):
+    from tailbench.benchmarks import provenance
+
+    monkeypatch.setenv("TAILBENCH_COMMIT", "not-a-commit")
+    monkeypatch.setattr(provenance, "PACKAGE_ROOT", tmp_path / "tailbench")  # a copy of the tree without .git
+    provenance.git_commit.cache_clear()
+    try:
+        result = cli("run", "--dataset", "digits-lt", "--method", "ce", "--epochs", "1", "--out", tmp_path / "runs", "--quiet")
+    finally:
+        provenance.git_commit.cache_clear()
+    assert result.code == 2 and "$TAILBENCH_COMMIT='not-a-commit' is not a full 40-hex-digit git commit" in result.error_line()
+    assert not (tmp_path / "runs").exists()

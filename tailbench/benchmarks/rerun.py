@@ -4,11 +4,12 @@ Rebuilds a leaderboard entry's run from the config its record stores (dataset na
 recipe name and overrides, method spec and hyper-parameters, seed, device type), runs it into a
 temporary folder, and prints the stored and the new summary numbers side by side.
 
-Agreement, per summary number: within an explicit --tolerance if given; else within twice the
-sample standard deviation of that number over the entry's seeds (two seeds or more); else, for an
-entry with one seed, exactly equal when both the record and the rerun are CPU runs (the harness is
-deterministic on the CPU) and otherwise an error asking for --tolerance. Exit code 1 when any
-number disagrees.
+Agreement, per summary number: within an explicit --tolerance if given; else exactly equal when
+the rerun runs the record's code (the same package digest) on the same kind of device (the CPU, or
+the same GPU model) and the record was deterministic (the harness is, on every device, since
+provenance.runtime); else within twice the sample standard deviation of that number over the
+entry's seeds (two seeds or more); else, for an entry with one seed, an error asking for
+--tolerance. Exit code 1 when any number disagrees.
 
 This module is imported when the CLI starts: keep torch out of its top-level imports.
 """
@@ -125,23 +126,42 @@ def _sample_std(values: list[float]) -> float:
     return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
-def tolerances(runs: list[RunRecord], keys: list[str], explicit: float | None, stored_device: str, rerun_device: str) -> tuple[dict[str, float], str]:
+def exact_rerun(stored: dict, rerun_kind: str) -> str | None:
+    """Why a rerun on `rerun_kind` must reproduce the record bit for bit, or None when it need not."""
+    from tailbench.benchmarks.provenance import code_digest
+    from tailbench.benchmarks.runtime import device_kind
+
+    provenance = stored["provenance"]
+    kind = device_kind(provenance["device_type"], provenance.get("device", provenance["device_type"]))
+    deterministic = provenance.get("runtime", {}).get("deterministic", provenance["device_type"] == "cpu")
+    if kind != rerun_kind or not deterministic:
+        return None
+    if provenance.get("code_sha256") == code_digest():
+        return f"exact match (the record's code, on {kind} as the record)"
+    return None
+
+
+def tolerances(runs: list[RunRecord], keys: list[str], explicit: float | None, stored: dict, rerun_kind: str) -> tuple[dict[str, float], str]:
     """Per summary key, the allowed absolute difference, and a sentence saying where it came from."""
     if explicit is not None:
         if not explicit >= 0:
             raise UserError(f"--tolerance must be a non-negative number, got {explicit}")
         return {k: explicit for k in keys}, f"explicit tolerance {explicit:g}"
+    exact = exact_rerun(stored, rerun_kind)
+    if exact is not None:
+        return {k: 0.0 for k in keys}, exact
     if len(runs) >= 2:
         out = {}
         for key in keys:
             values = [float(r.result["summary"][key]) for r in runs if r.result["summary"].get(key) is not None]
             out[key] = 2 * _sample_std(values) if len(values) >= 2 else 0.0
         return out, f"2 x the std over the entry's {len(runs)} seeds"
-    if stored_device == "cpu" and rerun_device == "cpu":
+    if stored["provenance"]["device_type"] == "cpu" and rerun_kind == "cpu":
         return {k: 0.0 for k in keys}, "exact match (one seed, CPU record rerun on the CPU)"
+    where = stored["provenance"].get("device", stored["provenance"]["device_type"])
     raise UserError(
-        f"the entry has one seed and the record ran on {stored_device}, the rerun on {rerun_device}: "
-        "there is no seed spread to derive a tolerance from; pass --tolerance X"
+        f"the entry has one seed and the record ran on {where} (other code or another kind of device "
+        f"than this rerun on {rerun_kind}): there is no seed spread to derive a tolerance from; pass --tolerance X"
     )
 
 
@@ -179,17 +199,19 @@ def rerun(results: Path, benchmark: str, method: str, seed: int | None, toleranc
         if not matching:
             raise UserError(f"{benchmark} {method} has no seed {seed}; its seeds: {', '.join(str(r.seed) for r in runs)}")
         record = matching[0]
-    stored_device = record.result["provenance"]["device_type"]
-    rerun_device = device or stored_device
+    from tailbench.benchmarks.runtime import device_kind, device_name, resolve_device
+
+    rerun_device = resolve_device(device or record.result["provenance"]["device_type"])
+    rerun_kind = device_kind(rerun_device.type, device_name(rerun_device))
     keys = list(record.result["summary"])
-    allowed, how = tolerances(runs, keys, tolerance, stored_device, rerun_device)
+    allowed, how = tolerances(runs, keys, tolerance, record.result, rerun_kind)
 
     from tailbench.benchmarks.runner import run
     from tailbench.results.records import read_run
 
     with tempfile.TemporaryDirectory(prefix="tailbench-rerun-") as folder:
         config = config_from_record(record.result, Path(folder), device, data_dir)
-        print(f"rerunning {benchmark} / {method} / seed {record.seed} on {rerun_device} from {record.directory}")
+        print(f"rerunning {benchmark} / {method} / seed {record.seed} on {rerun_kind} from {record.directory}")
         directory = run(config)
         new = read_run(directory)
         if new.benchmark != benchmark:

@@ -28,6 +28,7 @@ from typing import Any
 
 from tailbench.results import SCHEMA_VERSION
 from tailbench.results.schema_types import AnyJson, Flag, ListOf, MapOf, Number, Obj, Scalar, Text, Timestamp, check, type_name
+from tailbench.results.code_check import code_problems
 from tailbench.results.schema_per_class import PROBABILITY, check_per_class
 from tailbench.results.store import DONE, PER_CLASS, RESULT, benchmark_id, path_component_problem, record_method_id
 
@@ -248,6 +249,7 @@ def _check_record(result: dict) -> list[tuple[str, str]]:
     if datetime.fromisoformat(provenance["finished"]) < datetime.fromisoformat(provenance["started"]):
         problems.append(("provenance.finished", "is earlier than provenance.started"))
     problems += _check_recipe(recipe)
+    problems += code_problems(result)
     return problems
 
 
