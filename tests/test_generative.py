@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 import torch
@@ -268,3 +269,22 @@ def test_cli_missing_data_is_one_line(cli, tmp_path, monkeypatch):
     assert result.code == 2
     assert "train-images-idx3-ubyte" in result.error_line()
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_longer_training_keeps_the_shorter_generator_on_its_way(digits, tmp_path):
+    """Training to 6 iterations with keep_at=(3,) stores exactly what a 3-iteration training makes."""
+    from dataclasses import replace
+
+    short = replace(TINY, iters=3)
+    base = (digits.train.x, digits.train.y, digits.dataset_id, digits.manifest_sha256)
+    train_or_load(*base, TINY, 0, root=tmp_path / "long", quiet=True, keep_at=(3,))
+    kept, kept_dir = train_or_load(*base, short, 0, root=tmp_path / "long", quiet=True, checkpoint_every=10**9)
+    direct, _ = train_or_load(*base, short, 0, root=tmp_path / "direct", quiet=True)
+    a, b = _state(kept), _state(direct)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((kept_dir / "config.json").read_text())["kept_from"] == TINY.digest
+
+
+def test_keep_at_outside_the_training_is_one_line(cli):
+    result = cli("generator", "train", "--dataset", "digits-lt", "--iters", "5", "--keep-at", "5", *TINY_OPTS)
+    assert result.code == 2 and "--keep-at 5 must lie between 1 and the 5 training iterations" in result.error_line()

@@ -16,6 +16,7 @@ result.json (`runtime`), since layout and batch size may change the last bits of
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 from dataclasses import dataclass
@@ -96,5 +97,22 @@ def choose_runtime(device: torch.device, image_shape: tuple[int, int, int], capt
         device=device,
         memory_format="channels_last" if channels_last else "contiguous",
         eval_batch_size=EVAL_BATCH[device.type],
-        captured_steps=device.type == "cuda" and capture_safe,
+        captured_steps=device.type == "cuda" and capture_safe and torch_can_capture(device),
     )
+
+
+@functools.lru_cache(maxsize=None)
+def torch_can_capture(device: torch.device) -> bool:
+    """Whether this torch has what captured steps need: graph-safe custom generators, and fused
+    SGD that reads its learning rate from a device tensor (probed with one step)."""
+    if not hasattr(torch.cuda.CUDAGraph, "register_generator_state"):
+        return False
+    try:
+        weight = torch.nn.Parameter(torch.ones(2, device=device))
+        weight.grad = torch.ones(2, device=device)
+        probe = torch.optim.SGD([weight], lr=0.5, momentum=0.9, fused=True)
+        probe.param_groups[0]["lr"] = torch.tensor(0.5, device=device)
+        probe.step()
+        return bool(torch.allclose(weight.detach(), torch.full((2,), 0.5, device=device)))
+    except (RuntimeError, TypeError, ValueError, AssertionError):
+        return False

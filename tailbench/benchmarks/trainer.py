@@ -32,9 +32,10 @@ class EpochRecord:
     method: dict[str, object] = field(default_factory=dict)
 
 
-def build_optimizer(model: nn.Module, method: ComposedMethod, recipe: Recipe, device: torch.device) -> torch.optim.SGD:
-    """SGD over the model and the method's extra groups. On CUDA the fused kernel (one launch per
-    step) with the learning rate as a device tensor, so a captured step reads the current one."""
+def build_optimizer(model: nn.Module, method: ComposedMethod, recipe: Recipe, device: torch.device, tensor_lr: bool = False) -> torch.optim.SGD:
+    """SGD over the model and the method's extra groups; on CUDA the fused kernel (a few launches
+    per step). With `tensor_lr` the learning rate is a device tensor, so a captured step reads the
+    current one."""
     extra = method.param_groups(model)
     claimed = {id(p) for group in extra for p in group["params"]}
     main = [p for p in model.parameters() if id(p) not in claimed and p.requires_grad]
@@ -45,7 +46,7 @@ def build_optimizer(model: nn.Module, method: ComposedMethod, recipe: Recipe, de
     )
     for group in optimizer.param_groups:
         group["base_lr"] = float(group["lr"])
-        if device.type == "cuda":
+        if tensor_lr:
             group["lr"] = torch.tensor(group["base_lr"], device=device)
     return optimizer
 
@@ -69,7 +70,7 @@ def epoch_order(method: ComposedMethod, train: Split, epoch: int, generator: tor
 
 
 def make_step(model: nn.Module, method: ComposedMethod, train_split: Split, recipe: Recipe, generator: torch.Generator, runtime: Runtime) -> EagerStep:
-    optimizer = build_optimizer(model, method, recipe, runtime.device)
+    optimizer = build_optimizer(model, method, recipe, runtime.device, tensor_lr=runtime.captured_steps)
     kind = CapturedStep if runtime.captured_steps else EagerStep
     return kind(model, method, optimizer, compose(recipe.augment), train_split, generator, runtime)
 

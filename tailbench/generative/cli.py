@@ -20,6 +20,8 @@ def add_parser(subparsers) -> None:
     train = actions.add_parser("train", help="train (or resume training) the generator of a dataset's training set")
     _identity_arguments(train)
     train.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="iterations between checkpoints (default 500)")
+    train.add_argument("--keep-at", type=int, action="append", default=[], metavar="N",
+                       help="also store the generator reached at iteration N as the finished N-iteration one (repeatable)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
@@ -80,12 +82,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.checkpoint_every < 1:
         raise UserError(f"--checkpoint-every must be a positive integer, got {args.checkpoint_every}")
     builder, config = _resolve(args)
+    bad = [k for k in args.keep_at if not 1 <= k < config.iters]
+    if bad:
+        raise UserError(f"--keep-at {bad[0]} must lie between 1 and the {config.iters} training iterations")
     data, device = _load_data(builder, args.device, args.data_dir)
     started = time.perf_counter()
     try:
         _, directory = train_or_load(
             data.train.x, data.train.y, data.dataset_id, data.manifest_sha256, config, args.seed,
-            root=args.cache_dir, checkpoint_every=args.checkpoint_every, quiet=args.quiet,
+            root=args.cache_dir, checkpoint_every=args.checkpoint_every, quiet=args.quiet, keep_at=tuple(args.keep_at),
         )
     except KeyboardInterrupt:
         print("tailbench: interrupted; the same command resumes from the last checkpoint", file=sys.stderr)

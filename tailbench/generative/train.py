@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -27,10 +28,12 @@ import torch.nn.functional as F
 
 from tailbench.generative import cache
 from tailbench.generative.model import GeneratorConfig, Munit, build_munit
+from tailbench.results.locks import exclusive
 
 LOSSES = ("adv", "img", "sty", "con", "dis")  # LSGAN (G), image, style, content reconstruction, LSGAN (D)
 DISPLAY_EVERY = 10  # iterations between reads of the running losses (one device sync each)
 CHECKPOINT_EVERY = 500
+TRAINING_LOCK_WAIT = 7 * 24 * 3600.0  # seconds a process waits for another one training the same generator
 
 
 def to_signed(x_uint8_or_unit: torch.Tensor, scale: float) -> torch.Tensor:
@@ -144,9 +147,13 @@ class TrainProgress:
 def train_or_load(
     images: torch.Tensor, labels: torch.Tensor, dataset_id: str, manifest_sha256: str, config: GeneratorConfig, seed: int,
     root: Path | None = None, checkpoint_every: int = CHECKPOINT_EVERY, quiet: bool = False,
-    on_checkpoint: Callable[[int], None] | None = None,
+    on_checkpoint: Callable[[int], None] | None = None, keep_at: tuple[int, ...] = (),
 ) -> tuple[Munit, Path]:
-    """The cached finished generator for this dataset, config and seed, or train it (resuming)."""
+    """The cached finished generator for this dataset, config and seed, or train it (resuming).
+
+    keep_at: iterations at which the model is also stored as the finished generator of the same
+    config with that many iterations (nothing in training depends on the total, so training to
+    10,000 passes through the 3,000-iteration generator on the way)."""
     device = images.device
     directory = cache.entry_dir(root or cache.cache_root(), dataset_id, manifest_sha256, config, seed)
     ident = cache.identity(dataset_id, manifest_sha256, config, seed, tuple(images.shape[1:]))
@@ -154,28 +161,45 @@ def train_or_load(
     if final.is_file():
         return load_final(final, ident, device), directory
     config.check_image(tuple(images.shape[1:]))
+    # One trainer per generator: a second process (another run of a sweep) waits for it, then loads.
+    with exclusive(directory.parent / f".{directory.name}.lock", wait_seconds=TRAINING_LOCK_WAIT):
+        if not final.is_file():
+            keep = {}
+            for k in sorted(set(keep_at)):
+                shorter = replace(config, iters=k)
+                target = cache.entry_dir(root or cache.cache_root(), dataset_id, manifest_sha256, shorter, seed)
+                if k < config.iters and not (target / cache.FINAL).is_file():
+                    keep[k] = (target, cache.identity(dataset_id, manifest_sha256, shorter, seed, tuple(images.shape[1:])))
+            train_to_final(images, labels, config, seed, directory, ident, checkpoint_every, quiet, on_checkpoint, keep)
+    return load_final(final, ident, device), directory
+
+
+def train_to_final(
+    images: torch.Tensor, labels: torch.Tensor, config: GeneratorConfig, seed: int, directory: Path, ident: dict,
+    checkpoint_every: int, quiet: bool, on_checkpoint: Callable[[int], None] | None, keep: dict[int, tuple[Path, dict]],
+) -> None:
+    """Train (resuming from the folder's checkpoint) and write the finished generator."""
     trainer = GeneratorTrainer(images, labels, config, seed)
     checkpoint = directory / cache.CHECKPOINT
     if checkpoint.is_file():
-        trainer.load_state_dict(cache.load(checkpoint, ident, device)["state"])
+        trainer.load_state_dict(cache.load(checkpoint, ident, images.device)["state"])
     else:
-        cache.write_config(directory, ident, {"device": str(device), "train_size": int(labels.shape[0])})
+        cache.write_config(directory, ident, {"device": str(images.device), "train_size": int(labels.shape[0])})
     if not quiet:
         from tailbench.benchmarks.progress import console
 
         start = f"resuming at iteration {trainer.iteration}" if trainer.iteration else "from scratch"
-        console.print(f"training GIT's generator for {dataset_id} (seed {seed}, {config.iters} iterations at batch "
+        console.print(f"training GIT's generator for {ident['dataset_id']} (seed {seed}, {config.iters} iterations at batch "
                       f"{config.batch_size}, {start}) into {directory}")
-    run_training(trainer, config.iters, "generator", checkpoint, ident, checkpoint_every, quiet, on_checkpoint)
-    cache.save(final, {"identity": ident, "iteration": trainer.iteration, "model": trainer.model.state_dict()})
+    run_training(trainer, config.iters, "generator", checkpoint, ident, checkpoint_every, quiet, on_checkpoint, keep)
+    cache.save(directory / cache.FINAL, {"identity": ident, "iteration": trainer.iteration, "model": trainer.model.state_dict()})
     checkpoint.unlink(missing_ok=True)
-    model = trainer.model.eval().requires_grad_(False)
-    return model, directory
 
 
 def run_training(
     trainer: GeneratorTrainer, until: int, title: str, checkpoint: Path | None, ident: dict,
     checkpoint_every: int, quiet: bool, on_checkpoint: Callable[[int], None] | None = None,
+    keep: dict[int, tuple[Path, dict]] | None = None,
 ) -> None:
     sums = torch.zeros(len(LOSSES), device=trainer.images.device)
     window, started, start_iter = 0, time.perf_counter(), trainer.iteration
@@ -189,6 +213,10 @@ def run_training(
                 sums.zero_()
                 window = 0
                 progress.update(it, means, (it - start_iter) / (time.perf_counter() - started))
+            if keep and it in keep:
+                target, kept = keep[it]
+                cache.write_config(target, kept, {"device": str(trainer.images.device), "train_size": int(trainer.images.shape[0]), "kept_from": ident["config_digest"]})
+                cache.save(target / cache.FINAL, {"identity": kept, "iteration": it, "model": trainer.model.state_dict()})
             if checkpoint is not None and it % checkpoint_every == 0 and it < until:
                 cache.save(checkpoint, {"identity": ident, "state": trainer.state_dict()})
                 progress.checkpoint(it, until)
