@@ -99,12 +99,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from tailbench.benchmarks.sweep import sweep
+    from tailbench.launchers.settings import LaunchSettings
     from tailbench.methods import load_method_file
 
     for path in args.method_file or []:
         load_method_file(path)
     configs = [run_config(args, d, m, s) for d in args.datasets for m in args.methods for s in args.seeds]
-    return sweep(configs)
+    settings = LaunchSettings(
+        launcher=args.launcher, jobs=args.jobs, cpus_per_run=args.cpus_per_run, ray_address=args.ray_address,
+        slurm_partition=args.slurm_partition, slurm_time=args.slurm_time, slurm_gpus_per_task=args.slurm_gpus_per_task,
+        slurm_max_parallel=args.slurm_max_parallel, slurm_folder=args.slurm_folder, slurm_local=args.slurm_local,
+        quiet=args.quiet,
+    )
+    return sweep(configs, args.method_file or [], settings)
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -154,6 +161,32 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
+def add_launch_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--launcher", choices=["local", "ray", "slurm"], default="local",
+                   help="local: this machine (default); ray: one Ray task per run; slurm: one job array through submitit")
+    p.add_argument("--jobs", type=positive_int, metavar="N",
+                   help="local: N runs at once in worker processes; ray: N runs share each GPU (default: 1 on a CPU, 4 on a GPU)")
+    p.add_argument("--cpus-per-run", type=positive_int, metavar="N",
+                   help="CPU threads per run, also what each Ray or Slurm task asks for (default: local the cores / --jobs, ray and slurm 1)")
+    p.add_argument("--ray-address", metavar="ADDRESS", help="Ray cluster to use (default: $RAY_ADDRESS, else a new local Ray cluster)")
+    p.add_argument("--slurm-partition", metavar="NAME")
+    p.add_argument("--slurm-time", type=positive_int, metavar="MINUTES", help="time limit per array task (default 60)")
+    p.add_argument("--slurm-gpus-per-task", type=positive_int, metavar="N", help="GPUs per array task (default 0)")
+    p.add_argument("--slurm-max-parallel", type=positive_int, metavar="N", help="array tasks running at once (default: Slurm's)")
+    p.add_argument("--slurm-folder", type=Path, metavar="DIR", help="submitit's job files and logs (default: OUT/.submitit)")
+    p.add_argument("--slurm-local", action="store_true", help="run the job array on this machine through submitit's LocalExecutor")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="tailbench", description="Per-class accuracy and invariance benchmarks for long-tailed classification.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -179,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", required=True, type=comma_list, help="comma-separated method specs")
     p.add_argument("--seeds", default=[0], type=comma_ints, help="comma-separated seeds (default 0)")
     add_run_options(p)
+    add_launch_options(p)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("leaderboard", help="build LEADERBOARD.md, index.html, CSV exports and plots from run records")

@@ -1,14 +1,34 @@
-"""Console output: a rich progress bar per epoch, and tables at the end of a run."""
+"""Console output: a rich progress bar per epoch, and tables at the end of a run.
+
+A run inside a sweep's worker process draws nothing itself: the worker sets a reporter
+(`reporting_to`), and the epoch progress goes to it as small dicts that the sweep shows together.
+"""
 
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 console = Console(stderr=True)
+
+Reporter = Callable[[dict], None]
+_reporter: Reporter | None = None
+
+
+@contextmanager
+def reporting_to(reporter: Reporter) -> Iterator[None]:
+    """Send this process's epoch progress to `reporter` instead of drawing it, for the block."""
+    global _reporter
+    previous, _reporter = _reporter, reporter
+    try:
+        yield
+    finally:
+        _reporter = previous
 
 
 class EpochProgress:
@@ -21,9 +41,10 @@ class EpochProgress:
             TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.3f}  {task.fields[ips]:.0f} img/s"),
             TimeElapsedColumn(),
             console=console,
-            disable=quiet or not sys.stderr.isatty(),
+            disable=quiet or not sys.stderr.isatty() or _reporter is not None,
         )
         self.task = None
+        self.reporter = _reporter
 
     @property
     def live(self) -> bool:
@@ -39,9 +60,15 @@ class EpochProgress:
 
     def start_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        if self.reporter is not None:
+            self.reporter({"epoch": epoch, "epochs": self.epochs, "step": 0, "steps": self.steps, "loss": None, "acc": None, "ips": None})
+            return
         self.task = self.progress.add_task(f"epoch {epoch + 1}/{self.epochs}", total=self.steps, loss=0.0, acc=0.0, ips=0.0)
 
     def update(self, step: int, loss: float, acc: float, images_per_s: float) -> None:
+        if self.reporter is not None:
+            self.reporter({"epoch": self.epoch, "epochs": self.epochs, "step": step, "steps": self.steps, "loss": loss, "acc": acc, "ips": images_per_s})
+            return
         self.progress.update(self.task, completed=step, loss=loss, acc=acc, ips=images_per_s)
         if step == self.steps and not self.quiet and not sys.stderr.isatty():
             # No live display (a log file, CI): one line per epoch instead.

@@ -17,6 +17,7 @@ from tailbench.benchmarks.invariance import measure_invariance
 from tailbench.benchmarks.metrics import summarize
 from tailbench.benchmarks.progress import console, print_run_summary
 from tailbench.benchmarks.recipe import Recipe, load_recipe, with_overrides
+from tailbench.benchmarks.run_lock import holding
 from tailbench.benchmarks.trainer import train
 from tailbench.datasets import get_dataset
 from tailbench.datasets.base import DatasetBuilder, LongTailedData
@@ -73,11 +74,24 @@ def resolve(config: RunConfig) -> tuple[DatasetBuilder, Recipe, str, str]:
 
 
 def run(config: RunConfig) -> Path:
+    """Train and record one run, unless it is complete. Raises RunBusy when another process is
+    training it (the run folder's lock); completeness is checked again once the lock is held, so
+    of two processes started on one run, one trains and the other skips or reports it busy."""
     builder, recipe, benchmark, entry = resolve(config)
     directory = run_dir(config.out, benchmark, entry, config.seed)
     if is_complete(directory) and not config.force:
         console.print(f"{directory} is already complete; skipped (use --force to run it again)")
         return directory
+    with holding(directory, config.out):
+        if is_complete(directory) and not config.force:
+            console.print(f"{directory} was completed by another process meanwhile; skipped")
+            return directory
+        return train_and_record(config, builder, recipe, benchmark, entry, directory)
+
+
+def train_and_record(
+    config: RunConfig, builder: DatasetBuilder, recipe: Recipe, benchmark: str, entry: str, directory: Path
+) -> Path:
     device = resolve_device(config.device)
     make_deterministic(device)
     code_version, code_digest = provenance.git_commit(), provenance.code_digest()

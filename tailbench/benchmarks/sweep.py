@@ -1,30 +1,45 @@
-"""Many runs in a row: every configuration is checked first, finished runs are skipped, and a
-failed run does not stop the others (its one-line reason is reported at the end)."""
+"""Many runs: every configuration is checked first, complete runs are skipped, the others go to a
+launcher (tailbench/launchers/: local, ray, slurm), and a failed run does not stop the others:
+each failure is one line at the end, and the exit code is 1."""
 
 from __future__ import annotations
 
+import importlib
 import time
+from dataclasses import replace
+from pathlib import Path
 
 from tailbench.benchmarks.progress import console
-from tailbench.benchmarks.runner import RunConfig, resolve, run
-from tailbench.errors import UserError
+from tailbench.benchmarks.runner import RunConfig, resolve
+from tailbench.launchers.job import Job
+from tailbench.launchers.report import summarize
+from tailbench.launchers.settings import LaunchSettings
+from tailbench.results.store import is_complete, run_dir
 
 
-def sweep(configs: list[RunConfig]) -> int:
-    for config in configs:  # every name and number, before hours of training
-        resolve(config)
-    failures: list[str] = []
+def sweep(configs: list[RunConfig], method_files: list[str] | tuple[str, ...] = (), settings: LaunchSettings = LaunchSettings()) -> int:
+    settings.check()
+    jobs = plan(configs, method_files)  # every name and number, before hours of training
+    already = len(configs) - len(jobs)
+    if already:
+        console.print(f"{already} of {len(configs)} runs are complete already; skipped (use --force to run them again)")
     started = time.perf_counter()
-    for index, config in enumerate(configs, 1):
-        label = f"{config.dataset} / {config.method} / seed {config.seed}"
-        console.rule(f"[{index}/{len(configs)}] {label}")
-        try:
-            run(config)
-        except UserError as error:
-            failures.append(f"{label}: {error}")
-            console.print(f"failed: {error}")
-    minutes = (time.perf_counter() - started) / 60
-    console.print(f"sweep: {len(configs) - len(failures)} of {len(configs)} runs complete in {minutes:.1f} min")
-    for failure in failures:
-        console.print(f"  failed: {failure}")
-    return 1 if failures else 0
+    outcomes = importlib.import_module(f"tailbench.launchers.{settings.launcher}").launch(jobs, settings) if jobs else []
+    return summarize(outcomes, len(configs), already, time.perf_counter() - started)
+
+
+def plan(configs: list[RunConfig], method_files: list[str] | tuple[str, ...] = ()) -> list[Job]:
+    """The jobs of the runs that are not complete, with absolute paths (a worker may start
+    elsewhere) and quiet (a worker draws nothing itself)."""
+    files = tuple(str(Path(f).absolute()) for f in method_files)
+    jobs = []
+    for index, config in enumerate(configs):
+        _, _, benchmark, entry = resolve(config)
+        if is_complete(run_dir(config.out, benchmark, entry, config.seed)) and not config.force:
+            continue
+        absolute = replace(
+            config, out=Path(config.out).absolute(), quiet=True,
+            data_dir=None if config.data_dir is None else Path(config.data_dir).absolute(),
+        )
+        jobs.append(Job(index, absolute, files))
+    return jobs
