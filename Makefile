@@ -3,14 +3,20 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TB := $(VENV)/bin/tailbench
 STAMP := $(VENV)/.installed-stamp
+TEST_STAMP := $(VENV)/.test-installed-stamp
 
 .PHONY: install data demo test leaderboard manifests clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e .
 	touch $(STAMP)
+
+# The tests also need pytest and the Ray and Slurm launchers' extras; the demo does not.
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(TEST_STAMP)
 
 install: $(STAMP)
 
@@ -24,7 +30,7 @@ demo: data
 	@echo "open runs/leaderboard/LEADERBOARD.md"
 
 # The HTML leaderboard test opens index.html in headless Chromium: install it where we can.
-test: install
+test: $(TEST_STAMP)
 	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 		|| echo "could not install chromium; the HTML leaderboard test will be skipped"; \

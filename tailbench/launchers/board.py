@@ -55,7 +55,8 @@ class Board:
             self.live.update(self.render())
 
     def render(self) -> Table:
-        table = Table(title=f"sweep: {self.finished} of {self.total} runs finished, {len(self.running)} running", title_justify="left")
+        state = f"{len(self.running)} running" if self.running or self.finished == self.total else "starting worker processes"
+        table = Table(title=f"sweep: {self.finished} of {self.total} runs finished, {state}", title_justify="left")
         for column in ("run", "epoch", "step", "loss", "acc", "img/s", "time"):
             table.add_column(column, justify="left" if column == "run" else "right")
         now = time.monotonic()

@@ -62,7 +62,8 @@ def launch(jobs: list[Job], settings: LaunchSettings) -> list[Outcome]:
     say(f"slurm: {len(jobs)} runs submitted {kind}; logs in {folder}")
     job_of = {handle.job_id: job for handle, job in zip(handles, jobs)}
     outcomes: list[Outcome] = []
-    for handle in submitit.helpers.as_completed(handles):
+    poll_seconds = 1 if settings.slurm_local else 10  # on a cluster each poll asks Slurm (sacct)
+    for handle in submitit.helpers.as_completed(handles, poll_frequency=poll_seconds):
         job = job_of[handle.job_id]
         try:
             outcome = handle.result()
