@@ -98,7 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from tailbench.benchmarks.sweep import sweep
+    from tailbench.launchers.sweep import sweep
     from tailbench.launchers.settings import LaunchSettings
     from tailbench.methods import load_method_file
 

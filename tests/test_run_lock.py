@@ -41,7 +41,7 @@ def test_a_sweep_reports_a_run_held_elsewhere_and_runs_the_others(cli, tmp_path)
 def test_a_failed_run_leaves_no_empty_folders(cli, tmp_path):
     result = cli("run", "--dataset", "digits-lt", "--method", "ce", "--epochs", "1", "--lr", "1e9", "--out", tmp_path / "out", "--quiet")
     assert result.code == 2 and "diverged" in result.error_line()
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()
 
 
 def test_two_identical_runs_started_at_once_train_it_once(tmp_path):

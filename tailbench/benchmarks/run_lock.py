@@ -26,17 +26,19 @@ class RunBusy(UserError):
 
 
 @contextmanager
-def holding(directory: Path, root: Path) -> Iterator[None]:
-    """Hold the run folder's lock for the block, or raise RunBusy naming the holder. Folders
-    between `root` and the run that the block leaves empty (a run that failed before writing
-    anything) are removed afterwards."""
+def holding(directory: Path) -> Iterator[None]:
+    """Hold the run folder's lock for the block, or raise RunBusy naming the holder. The folders
+    that taking the lock created and that the block leaves empty (a run that failed before
+    writing anything) are removed afterwards: bad input leaves nothing on disk."""
     directory = Path(directory)
+    created = topmost_missing(directory)
     try:
         with ExitStack() as stack:
             take(stack, directory)
             yield
     finally:
-        remove_empty_folders(directory, Path(root))
+        if created is not None:
+            remove_empty_folders(directory, created)
 
 
 def take(stack: ExitStack, directory: Path) -> None:
@@ -51,10 +53,22 @@ def take(stack: ExitStack, directory: Path) -> None:
                 raise
 
 
-def remove_empty_folders(directory: Path, root: Path) -> None:
-    while directory != root and root in directory.parents:
+def topmost_missing(directory: Path) -> Path | None:
+    missing = None
+    for folder in (directory, *directory.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
+def remove_empty_folders(directory: Path, last: Path) -> None:
+    """Remove `directory` and its parents up to `last` while they are empty."""
+    while True:
         try:
             directory.rmdir()
         except OSError:  # not empty (a record, a checkpoint, another run's lock) or gone already
+            return
+        if directory == last:
             return
         directory = directory.parent

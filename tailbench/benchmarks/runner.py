@@ -82,7 +82,7 @@ def run(config: RunConfig) -> Path:
     if is_complete(directory) and not config.force:
         console.print(f"{directory} is already complete; skipped (use --force to run it again)")
         return directory
-    with holding(directory, config.out):
+    with holding(directory):
         if is_complete(directory) and not config.force:
             console.print(f"{directory} was completed by another process meanwhile; skipped")
             return directory

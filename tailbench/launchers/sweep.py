@@ -1,5 +1,5 @@
 """Many runs: every configuration is checked first, complete runs are skipped, the others go to a
-launcher (tailbench/launchers/: local, ray, slurm), and a failed run does not stop the others:
+launcher (local.py, ray.py, slurm.py beside this file), and a failed run does not stop the others:
 each failure is one line at the end, and the exit code is 1."""
 
 from __future__ import annotations
