@@ -83,7 +83,7 @@ def run_config(args: argparse.Namespace, dataset: str, method: str, seed: int):
         hparams=parse_assignments("--hp", args.hp),
         recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         ekld_transforms=args.ekld_transforms, device=args.device, out=args.out,
-        data_dir=args.data_dir, force=args.force, quiet=args.quiet,
+        data_dir=args.data_dir, force=args.force, quiet=args.quiet, checkpoint_every=args.checkpoint_every,
     )
 
 
@@ -131,6 +131,16 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value <= 10**6:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1000000")
+    return value
+
+
 def comma_list(text: str) -> list[str]:
     items = [t.strip() for t in text.split(",") if t.strip()]
     if not items:
@@ -157,7 +167,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--out", type=Path, default=Path("runs"), help="folder of run records (default: runs)")
     p.add_argument("--data-dir", type=Path, help="folder of official dataset files (default: $TAILBENCH_DATA or ~/.cache/tailbench)")
-    p.add_argument("--force", action="store_true", help="run again even if the run record is complete")
+    p.add_argument("--force", action="store_true", help="run again even if the run record is complete (and drop its checkpoint)")
+    p.add_argument("--checkpoint-every", type=non_negative_int, metavar="K",
+                   help="epochs between in-run checkpoints (0: none; default: after every few seconds of training); a rerun resumes from the last")
     p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -11,7 +10,8 @@ from pathlib import Path
 import torch
 
 from tailbench.benchmarks import provenance
-from tailbench.benchmarks.runtime import Runtime, choose_runtime, device_name, make_deterministic, resolve_device, seed_everything
+from tailbench.benchmarks.checkpoint import Checkpointer
+from tailbench.benchmarks.runtime import Runtime, choose_runtime, device_kind, device_name, make_deterministic, resolve_device, seed_everything
 from tailbench.benchmarks.evaluation import per_class_accuracy, predict_log_probs
 from tailbench.benchmarks.invariance import measure_invariance
 from tailbench.benchmarks.metrics import summarize
@@ -49,6 +49,7 @@ class RunConfig:
     data_dir: Path | None = None
     force: bool = False
     quiet: bool = False
+    checkpoint_every: int | None = None  # epochs between in-run checkpoints; None: every few seconds of training, 0: never
 
 
 def resolve(config: RunConfig) -> tuple[DatasetBuilder, Recipe, str, str]:
@@ -95,7 +96,11 @@ def train_and_record(
     device = resolve_device(config.device)
     make_deterministic(device)
     code_version, code_digest = provenance.git_commit(), provenance.code_digest()
-    started_at, started = datetime.now(timezone.utc), time.perf_counter()
+    identity = {"benchmark": benchmark, "entry": entry, "seed": config.seed, "code_sha256": code_digest,
+                "device": device_kind(device.type, device_name(device))}
+    checkpointer = Checkpointer(directory, identity, datetime.now(timezone.utc).isoformat(), config.checkpoint_every, config.quiet)
+    if config.force:
+        checkpointer.clear()  # --force starts over
     seed_everything(config.seed)
     data = builder.load(config.data_dir or default_data_dir()).to(device)
     ctx = MethodContext(
@@ -109,10 +114,10 @@ def train_and_record(
     if device.type == "cuda" and not runtime.captured_steps and not config.quiet:
         console.print(f"{config.method}: {', '.join(method.not_capture_safe())} is not capture-safe; training steps run eagerly")
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    history, step_kind = train(model, method, data.train, recipe, generator, runtime, config.quiet)
+    history, step_kind = train(model, method, data.train, recipe, generator, runtime, config.quiet, checkpointer)
     per_class, summary = evaluate(method, model, data, recipe, config.seed, runtime)
     summary.update(method.final_summary(model))
-    wall = time.perf_counter() - started
+    wall = checkpointer.wall_seconds()
     result = {
         "schema_version": SCHEMA_VERSION,
         "benchmark": benchmark,
@@ -132,10 +137,11 @@ def train_and_record(
             "packages": provenance.package_versions(), "machine": provenance.machine(),
             "device": device_name(device), "device_type": device.type,
             "runtime": {**runtime.to_json(), "train_step": step_kind},
-            "started": started_at.isoformat(), "finished": datetime.now(timezone.utc).isoformat(), "wall_seconds": wall,
+            "started": checkpointer.started, "finished": datetime.now(timezone.utc).isoformat(), "wall_seconds": wall,
         },
     }
     write_run(directory, result, per_class)
+    checkpointer.clear()
     if not config.quiet:
         print_run_summary(f"{benchmark} / {entry} / seed {config.seed}", per_class, summary, data.invariance_families)
         console.print(f"wrote {directory} in {wall:.0f} s")

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from tailbench.benchmarks.augment import compose
+from tailbench.benchmarks.checkpoint import Checkpointer
 from tailbench.benchmarks.progress import EpochProgress
 from tailbench.benchmarks.recipe import Recipe
 from tailbench.benchmarks.runtime import Runtime
@@ -51,6 +52,14 @@ def build_optimizer(model: nn.Module, method: ComposedMethod, recipe: Recipe, de
     return optimizer
 
 
+def use_lr_tensors(optimizer: torch.optim.Optimizer, runtime: Runtime) -> None:
+    """After loading a state dict: the learning rate as the kind of value this run's steps read
+    (a device tensor for captured steps, else a number)."""
+    for group in optimizer.param_groups:
+        value = float(group["lr"])
+        group["lr"] = torch.tensor(value, device=runtime.device) if runtime.captured_steps else value
+
+
 def set_lr_factor(optimizer: torch.optim.Optimizer, factor: float) -> None:
     for group in optimizer.param_groups:
         if isinstance(group["lr"], torch.Tensor):
@@ -77,16 +86,23 @@ def make_step(model: nn.Module, method: ComposedMethod, train_split: Split, reci
 
 def train(
     model: nn.Module, method: ComposedMethod, train_split: Split, recipe: Recipe, generator: torch.Generator,
-    runtime: Runtime, quiet: bool = False,
+    runtime: Runtime, quiet: bool = False, checkpointer: Checkpointer | None = None,
 ) -> tuple[list[EpochRecord], str]:
-    """The recipe's epochs; returns the per-epoch records and how the steps ran (eager or graphs)."""
+    """The recipe's epochs, resumed from the checkpointer's last checkpoint if it has one; returns
+    the per-epoch records and how the steps ran (eagerly or from CUDA graphs)."""
     step_fn = make_step(model, method, train_split, recipe, generator, runtime)
     n, batch_size = len(train_split), recipe.batch_size
     steps = (n + batch_size - 1) // batch_size
     history: list[EpochRecord] = []
+    first = 0
+    resumed = None if checkpointer is None else checkpointer.restore(model, step_fn.optimizer, method, generator)
+    if resumed is not None:
+        first, saved = resumed
+        history = [EpochRecord(**h) for h in saved]
+        use_lr_tensors(step_fn.optimizer, runtime)
     progress = EpochProgress(recipe.epochs, steps, quiet)
     with progress:
-        for epoch in range(recipe.epochs):
+        for epoch in range(first, recipe.epochs):
             factor = recipe.lr_factor(epoch)
             set_lr_factor(step_fn.optimizer, factor)
             order = epoch_order(method, train_split, epoch, generator)
@@ -110,4 +126,6 @@ def train(
             if not math.isfinite(record.loss):
                 raise UserError(f"training diverged in epoch {epoch + 1} (loss {record.loss}); lower the lr (--lr) or check the method's hyper-parameters")
             history.append(record)
+            if checkpointer is not None and epoch + 1 < recipe.epochs and checkpointer.due(epoch):
+                checkpointer.save(epoch, model, step_fn.optimizer, method, generator, history)
     return history, step_fn.describe()

@@ -125,3 +125,12 @@ class MethodPart:
     def final_summary(self, model: nn.Module) -> dict[str, float]:
         """Numbers for the leaderboard about what the method learned."""
         return {}
+
+    def state_dict(self) -> dict:
+        """Training state this part keeps outside the model (tensors, numbers, strings, lists,
+        dicts), saved in the run's checkpoints at epoch ends. Parameters and buffers the part adds
+        to the model are saved with the model."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what state_dict returned, when a run resumes from a checkpoint."""

@@ -72,6 +72,13 @@ class ComposedMethod:
     def final_summary(self, model: nn.Module) -> dict[str, float]:
         return {k: v for part in self.parts for k, v in part.final_summary(model).items()}
 
+    def state_dict(self) -> dict:
+        return {part.name: part.state_dict() for part in self.parts}
+
+    def load_state_dict(self, state: dict) -> None:
+        for part in self.parts:
+            part.load_state_dict(state.get(part.name, {}))
+
     def describe(self) -> dict[str, object]:
         return {
             "spec": self.spec,

@@ -1,0 +1,134 @@
+"""In-run checkpoints: a run killed at any point (kill -9, also while it writes a checkpoint) and
+run again resumes and writes the record an uninterrupted run writes, byte for byte apart from
+times; a checkpoint of another run or other code is not used; --force starts over."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ARGS = ["--dataset", "digits-lt", "--method", "ce+drs", "--epochs", "6", "--checkpoint-every", "1", "--device", "cpu", "--quiet"]
+RUN = Path("digits-lt@epochs=6") / "ce+drs" / "seed-0"
+TIMES = {"started", "finished", "wall_seconds"}
+
+
+def without_times(result_json: Path) -> dict:
+    result = json.loads(result_json.read_text())
+    result["provenance"] = {k: v for k, v in result["provenance"].items() if k not in TIMES}
+    for epoch in result["history"]:
+        del epoch["seconds"], epoch["images_per_s"]
+    return result
+
+
+def assert_same_record(a: Path, b: Path) -> None:
+    assert (a / "per_class.csv").read_bytes() == (b / "per_class.csv").read_bytes()
+    assert without_times(a / "result.json") == without_times(b / "result.json")
+    assert sorted(p.name for p in b.iterdir()) == ["done", "per_class.csv", "result.json"]  # no checkpoint, no lock, no temporary
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    from tailbench.cli import main
+
+    out = tmp_path_factory.mktemp("reference")
+    assert main(["run", *ARGS, "--out", str(out)]) == 0
+    return out / RUN
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tailbench", "run", *args]
+
+
+def finish(out: Path) -> None:
+    from tailbench.cli import main
+
+    assert main(["run", *ARGS, "--out", str(out)]) == 0
+
+
+@pytest.mark.parametrize("kill_after_checkpoints", [1, 3])
+def test_killed_runs_resume_to_the_uninterrupted_record(reference, tmp_path, kill_after_checkpoints):
+    rng = random.Random(kill_after_checkpoints)
+    out = tmp_path / "runs"
+    process = subprocess.Popen(command(*ARGS, "--out", str(out)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = out / RUN / ".partial" / "checkpoint.pt"
+    seen = 0
+    last = None
+    deadline = time.time() + 300
+    while seen < kill_after_checkpoints and process.poll() is None and time.time() < deadline:
+        if checkpoint.exists() and checkpoint.stat().st_mtime_ns != last:
+            last, seen = checkpoint.stat().st_mtime_ns, seen + 1
+        time.sleep(0.01)
+    time.sleep(rng.uniform(0.0, 0.3))  # somewhere in the following epoch
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (out / RUN / "done").exists(), "the run finished before it could be killed"
+    finish(out)
+    assert_same_record(reference, out / RUN)
+
+
+def test_a_run_killed_while_writing_a_checkpoint_resumes_from_the_one_before(reference, tmp_path):
+    out = tmp_path / "runs"
+    helper = Path(__file__).parent / "helpers" / "die_in_checkpoint_write.py"
+    died = subprocess.run([sys.executable, str(helper), "3", "run", *ARGS, "--out", str(out)], capture_output=True)
+    assert died.returncode == -signal.SIGKILL
+    partial = out / RUN / ".partial"
+    assert (partial / ".checkpoint.pt.dying.tmp").exists() and (partial / "checkpoint.pt").exists()
+    import torch
+
+    assert torch.load(partial / "checkpoint.pt", weights_only=True)["epoch"] == 1  # the second checkpoint, intact
+    finish(out)
+    assert_same_record(reference, out / RUN)
+
+
+def test_a_checkpoint_of_other_code_is_not_resumed(reference, tmp_path, cli):
+    from tailbench.benchmarks.checkpoint import Checkpointer
+
+    out = tmp_path / "runs"
+    stale = Checkpointer(out / RUN, {"benchmark": "other"}, "2026-01-01T00:00:00+00:00")
+    stale.path.parent.mkdir(parents=True)
+    stale.path.write_bytes(b"not a checkpoint")
+    result = cli("run", *[a for a in ARGS if a != "--quiet"], "--out", out)
+    assert result.code == 0 and "ignoring the checkpoint" in result.err and "unreadable" in result.err
+    assert_same_record(reference, out / RUN)
+
+
+def test_force_starts_over_without_the_checkpoint(reference, tmp_path, cli):
+    out = tmp_path / "runs"
+    helper = Path(__file__).parent / "helpers" / "die_in_checkpoint_write.py"
+    subprocess.run([sys.executable, str(helper), "4", "run", *ARGS, "--out", str(out)], capture_output=True)
+    assert (out / RUN / ".partial" / "checkpoint.pt").exists()
+    result = cli("run", *[a for a in ARGS if a != "--quiet"], "--out", out, "--force")
+    assert result.code == 0 and "resuming" not in result.err
+    assert_same_record(reference, out / RUN)
+
+
+@pytest.mark.parametrize("dataset, spec", [("digits-lt", "ce+drs+augerino"), ("digits-rot-lt", "ldam+drw+oracle")])
+def test_every_kind_of_state_survives_an_interruption(tmp_path, monkeypatch, dataset, spec):
+    """Interrupted in-process after the second checkpoint (learned augmentation widths, momentum,
+    deferred rules, a nuisance drawn in the step): the resumed record is the uninterrupted one."""
+    from tailbench.benchmarks import checkpoint
+    from tailbench.cli import main
+
+    args = ["run", "--dataset", dataset, "--method", spec, "--epochs", "4", "--checkpoint-every", "1", "--device", "cpu", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    real_save = checkpoint.Checkpointer.save
+
+    def save_then_stop(self, epoch, *rest):
+        real_save(self, epoch, *rest)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint.Checkpointer, "save", save_then_stop)
+    assert main([*args, "--out", str(tmp_path / "b")]) == 130
+    monkeypatch.setattr(checkpoint.Checkpointer, "save", real_save)
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    run = Path(f"{dataset}@epochs=4") / spec / "seed-0"
+    assert_same_record(tmp_path / "a" / run, tmp_path / "b" / run)
