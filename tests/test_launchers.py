@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -74,33 +75,37 @@ def child_pids(pid: int) -> list[int]:
         return []
 
 
-def test_a_preempted_slurm_task_is_requeued_and_writes_the_same_record(tmp_path):
+def test_a_preempted_slurm_task_is_requeued_resumes_and_writes_the_same_record(tmp_path):
     import submitit
 
-    from tailbench.benchmarks.run_lock import LOCK
+    from tailbench.benchmarks.checkpoint import FILE, PARTIAL
     from tailbench.benchmarks.runner import RunConfig, run
-    from tailbench.launchers.sweep import plan
+    from tailbench.launchers.job import Job, torch_threads
     from tailbench.launchers.slurm import RunTask
 
-    config = RunConfig(dataset="digits-lt", method="ce", seed=0, epochs=5, out=tmp_path / "out")
-    [job] = plan([config])
+    def config(out: Path) -> RunConfig:
+        return RunConfig(dataset="digits-lt", method="ce", seed=0, epochs=20, checkpoint_every=1, out=out)
+
+    job = Job(0, config(tmp_path / "out"), threads=1)  # not quiet: the task's log says where it resumed
     executor = submitit.AutoExecutor(folder=tmp_path / "submitit", cluster="local")
     executor.update_parameters(timeout_min=60)  # well within its time: a preemption, not a timeout
     handle = executor.submit(RunTask(job))
-    lock = tmp_path / "out" / "digits-lt@epochs=5" / "ce" / "seed-0" / LOCK
+    directory = tmp_path / "out" / "digits-lt@epochs=20" / "ce" / "seed-0"
     deadline = time.monotonic() + 120
-    while not lock.exists():  # the run has started: preempt it as Slurm would (submitit's signal)
+    while not (directory / PARTIAL / FILE).exists():  # a checkpoint is written: preempt the task as Slurm would
         assert time.monotonic() < deadline and handle.state == "RUNNING", handle.stderr()
-        time.sleep(0.05)
+        time.sleep(0.01)
     [task] = child_pids(handle._process.pid)
     os.kill(task, signal.SIGUSR2)
     outcome = handle.result()
     log = (handle.stdout() or "") + (handle.stderr() or "")
     assert "this job is preempted" in log and "requeued to resume from its last checkpoint" in log, log
+    assert "resuming from the checkpoint after epoch" in log, log
     assert outcome.status == "complete", outcome
-    again = run(RunConfig(dataset="digits-lt", method="ce", seed=0, epochs=5, out=tmp_path / "again", quiet=True))
-    directory = tmp_path / "out" / "digits-lt@epochs=5" / "ce" / "seed-0"
-    assert (directory / "per_class.csv").read_bytes() == (again / "per_class.csv").read_bytes()
+    with torch_threads(1):
+        uninterrupted = run(replace(config(tmp_path / "again"), quiet=True))
+    assert (directory / "per_class.csv").read_bytes() == (uninterrupted / "per_class.csv").read_bytes()
+    assert not (directory / PARTIAL).exists()
 
 
 @pytest.mark.parametrize(
