@@ -43,7 +43,9 @@ def run_tasks(ray, jobs: list[Job], settings: LaunchSettings) -> list[Outcome]:
     threads = settings.cpus_per_run or 1
     per_gpu = settings.jobs or DEFAULT_JOBS_PER_GPU
     gpu_share = 1.0 / per_gpu if resources.get("GPU", 0) > 0 else 0.0
-    task = ray.remote(execute).options(num_cpus=threads, num_gpus=gpu_share, max_retries=RETRIES)
+    # Declared with its GPU share, a task gets a fresh worker process each time (Ray's max_calls=1
+    # for GPU tasks): a reused one would keep the GPU its CUDA context was made on.
+    task = ray.remote(num_cpus=threads, num_gpus=gpu_share, max_retries=RETRIES)(execute)
     say(
         f"ray: {len(jobs)} runs on {resources.get('CPU', 0):g} CPUs and {resources.get('GPU', 0):g} GPUs, "
         f"each asking {threads} CPU(s)" + (f" and 1/{per_gpu} GPU" if gpu_share else "")
