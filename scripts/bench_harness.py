@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipe", default=None, help="recipe for batch size and optimizer (default: fmnist for 1 channel, cifar-lt for 3)")
     p.add_argument("--steps", type=int, help="timed bare steps (default 300 on CUDA, 30 on the CPU)")
     p.add_argument("--epochs", type=int, help="harness epochs, the first one not timed (default 6 on CUDA, 2 on the CPU)")
+    p.add_argument("--dataset-opt", action="append", default=[], metavar="KEY=VALUE", help="override a synthetic-lt option (e.g. n_max=100 for a quick try)")
     p.add_argument("--json", type=Path, help="write the figures here")
     args = p.parse_args(argv)
 
@@ -61,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict[str, object] = {"device": device_name(device), "model": args.model, "shape": list(shape), "recipe": recipe_name, "torch": torch.__version__}
     print(f"{args.model} on {args.shape} synthetic data, {device_name(device)}, torch {torch.__version__}")
 
-    bench = Bench(device, args.model, shape, recipe_name, epochs)
+    from tailbench.options import parse_assignments
+
+    bench = Bench(device, args.model, shape, recipe_name, epochs, parse_assignments("--dataset-opt", args.dataset_opt))
     figures["bare_eager_img_s"] = bench.bare_eager(steps)
     if cuda:
         figures["bare_graph_img_s"] = bench.bare_graph(steps)
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class Bench:
-    def __init__(self, device, model_name: str, shape: tuple[int, int, int], recipe_name: str, epochs: int) -> None:
+    def __init__(self, device, model_name: str, shape: tuple[int, int, int], recipe_name: str, epochs: int, options: dict[str, str]) -> None:
         import torch
 
         from tailbench.benchmarks.recipe import load_recipe
@@ -98,7 +101,7 @@ class Bench:
         from tailbench.methods import ComposedMethod, MethodContext
 
         self.device, self.shape = device, shape
-        self.data = get_dataset("synthetic-lt", SIZES[shape]).load(Path(".")).to(device)
+        self.data = get_dataset("synthetic-lt", {**SIZES[shape], **options}).load(Path(".")).to(device)
         base = load_recipe(recipe_name)
         # A constant lr: the schedule's shape does not change the speed, and no epoch is a warm-up.
         self.recipe = replace(base, model=model_name, epochs=epochs, warmup_epochs=0, milestones=(), factors=())

@@ -46,7 +46,7 @@ step() {  # step NAME COMMAND...: run it, log it, record its exit code and secon
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$OUT/gpu.txt" 2>&1
 
 BENCH_SMOKE=()
-[ -n "${SMOKE:-}" ] && BENCH_SMOKE=(--steps 3 --epochs 2)
+[ -n "${SMOKE:-}" ] && BENCH_SMOKE=(--steps 3 --epochs 2 --dataset-opt n_max=100 --dataset-opt test_per_class=50)
 step bench_resnet20 "$PY" scripts/bench_harness.py --device "$DEVICE" --model cifar_resnet20 --shape 1,28,28 --json "$OUT/bench_resnet20.json" "${BENCH_SMOKE[@]}"
 step bench_resnet32 "$PY" scripts/bench_harness.py --device "$DEVICE" --model cifar_resnet32 --shape 3,32,32 --json "$OUT/bench_resnet32.json" "${BENCH_SMOKE[@]}"
 step fmnist_full tb run --dataset fmnist-rot-lt --method ce --recipe fmnist --device "$DEVICE" --out "$OUT/check" --quiet "${SMOKE[@]}"

@@ -50,9 +50,9 @@ wait_for_generator() {
 # The generators train beside the classifiers: the paper-sized one (10,000 iterations) keeps the
 # 3,000-iteration one it passes through, which the grid's ce+drs+git entry uses.
 for d in bg dil; do
-  tb generator train --dataset "fmnist-$d-lt" --device cuda --iters "$LONG" --keep-at "$SHORT" --quiet > "$OUT/generator-$d.log" 2>&1 &
+  OMP_NUM_THREADS=2 tb generator train --dataset "fmnist-$d-lt" --device cuda --iters "$LONG" --keep-at "$SHORT" --quiet > "$OUT/generator-$d.log" 2>&1 &
 done
-tb generator train --dataset fmnist-rot-lt --device cuda --iters "$SHORT" --quiet > "$OUT/generator-rot.log" 2>&1 &
+OMP_NUM_THREADS=2 tb generator train --dataset fmnist-rot-lt --device cuda --iters "$SHORT" --quiet > "$OUT/generator-rot.log" 2>&1 &
 
 tier A --datasets fmnist-bg-lt,fmnist-dil-lt --methods ce+drs,ce+oracle,ce
 for d in bg dil; do wait_for_generator "fmnist-$d-lt" "$SHORT"; done

@@ -79,7 +79,7 @@ class Checkpointer:
         if not self.quiet:
             from tailbench.benchmarks.progress import console
 
-            console.print(f"resuming from the checkpoint after epoch {self.resumed_at} ({self.path.parent})")
+            console.print(f"resuming from the checkpoint after epoch {self.resumed_at} ({self.path.parent})", soft_wrap=True)
         return self.resumed_at, state["history"]
 
     def clear(self) -> None:
@@ -89,7 +89,7 @@ class Checkpointer:
         if not self.quiet:
             from tailbench.benchmarks.progress import console
 
-            console.print(f"ignoring the checkpoint in {self.path.parent}: {why}; starting over")
+            console.print(f"ignoring the checkpoint in {self.path.parent}: {why}; starting over", soft_wrap=True)
         self.clear()
 
 

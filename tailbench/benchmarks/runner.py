@@ -112,7 +112,7 @@ def train_and_record(
     method.prepare(data)
     model, runtime = place_model(recipe, data, method, device)
     if device.type == "cuda" and not runtime.captured_steps and not config.quiet:
-        console.print(f"{config.method}: {', '.join(method.not_capture_safe())} is not capture-safe; training steps run eagerly")
+        console.print(f"{config.method}: {', '.join(method.not_capture_safe())} is not capture-safe; training steps run eagerly", soft_wrap=True)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     history, step_kind = train(model, method, data.train, recipe, generator, runtime, config.quiet, checkpointer)
     per_class, summary = evaluate(method, model, data, recipe, config.seed, runtime)
