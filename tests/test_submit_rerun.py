@@ -349,7 +349,6 @@ def test_a_malformed_passed_in_commit_stops_the_run_before_it_starts(cli, tmp_pa
     from tailbench.benchmarks import provenance
 
     monkeypatch.setenv("TAILBENCH_COMMIT", "not-a-commit")
-    monkeypatch.setattr(provenance, "PACKAGE_ROOT", tmp_path / "tailbench")  # a copy of the tree without .git
     provenance.git_commit.cache_clear()
     try:
         result = cli("run", "--dataset", "digits-lt", "--method", "ce", "--epochs", "1", "--out", tmp_path / "runs", "--quiet")
@@ -357,3 +356,19 @@ def test_a_malformed_passed_in_commit_stops_the_run_before_it_starts(cli, tmp_pa
         provenance.git_commit.cache_clear()
     assert result.code == 2 and "$TAILBENCH_COMMIT='not-a-commit' is not a full 40-hex-digit git commit" in result.error_line()
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_passed_in_commit_wins_over_the_copys_own_git(monkeypatch):
+    """A GPU machine's copy may carry a .git of another commit with the copied files on top: the
+    commit passed in names the code, and the record says where it came from."""
+    from tailbench.benchmarks import provenance
+
+    monkeypatch.setenv("TAILBENCH_COMMIT", "AB" * 20)
+    provenance.git_commit.cache_clear()
+    try:
+        assert provenance.git_commit() == {"commit": "ab" * 20, "dirty": None, "source": "TAILBENCH_COMMIT"}
+    finally:
+        provenance.git_commit.cache_clear()
+    monkeypatch.delenv("TAILBENCH_COMMIT")
+    assert provenance.git_commit()["source"] == "git"
+    provenance.git_commit.cache_clear()

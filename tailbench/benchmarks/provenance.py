@@ -43,13 +43,20 @@ def code_digest() -> str:
 
 @functools.lru_cache(maxsize=1)
 def git_commit() -> dict[str, object]:
-    """The checkout's commit and whether it was dirty, read ONCE per process: the code a process
-    runs is what it imported at its start, so a sweep whose checkout moves on while it runs
-    still records the commit its code came from. The harness calls this before training.
+    """The commit of the code this process runs, read ONCE per process: the code a process runs is
+    what it imported at its start, so a sweep whose checkout moves on while it runs still records
+    the commit its code came from. The harness calls this before training.
 
-    A copy of the tree without .git (a GPU machine's) names its commit in $TAILBENCH_COMMIT;
-    the record then says so (`source`), and `tailbench submit` checks the record's code digest
-    against that commit's files."""
+    $TAILBENCH_COMMIT, when set, names it and wins over whatever git says: a copy of the tree made
+    for another machine (a GPU machine's) may have no .git, or a .git of another commit with the
+    copied files on top (seen on this project's GPU machines: a dirty checkout of the session's
+    first commit). The record then says so (`source`), and `tailbench submit` checks the record's
+    code digest against that commit's files, so a wrong commit cannot pass."""
+    given = os.environ.get(COMMIT_ENV, "").strip().lower()
+    if given:
+        if not COMMIT_PATTERN.fullmatch(given):
+            raise UserError(f"${COMMIT_ENV}={given[:60]!r} is not a full 40-hex-digit git commit; set it to `git rev-parse HEAD` of the tree you copied")
+        return {"commit": given, "dirty": None, "source": COMMIT_ENV}
     root = PACKAGE_ROOT.parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
@@ -58,12 +65,7 @@ def git_commit() -> dict[str, object]:
         commit, dirty = "", ""
     if commit:
         return {"commit": commit, "dirty": bool(dirty), "source": "git"}
-    given = os.environ.get(COMMIT_ENV, "").strip().lower()
-    if not given:
-        return {"commit": None, "dirty": None, "source": None}
-    if not COMMIT_PATTERN.fullmatch(given):
-        raise UserError(f"${COMMIT_ENV}={given[:60]!r} is not a full 40-hex-digit git commit; set it to `git rev-parse HEAD` of the tree you copied")
-    return {"commit": given, "dirty": None, "source": COMMIT_ENV}
+    return {"commit": None, "dirty": None, "source": None}
 
 
 def package_versions() -> dict[str, str | None]:
