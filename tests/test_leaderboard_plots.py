@@ -14,7 +14,7 @@ from matplotlib.text import Text
 from fake_records import TRAIN, fake_record
 from tailbench.leaderboard.aggregate import entries
 from tailbench.leaderboard.head_tail import head_tail_figure, panels
-from tailbench.leaderboard.plots import accuracy_vs_count_figure, ekld_vs_count_figure, wrap_name
+from tailbench.leaderboard.plots import accuracy_vs_count_figure, ekld_vs_count_figure, per_class_curve, wrap_name
 from tailbench.results.records import iter_runs
 
 LONG = "ce+drs+git@git.delayed=false@git.dim=32@git.gen_batch=8@git.iters=3000"
@@ -78,6 +78,16 @@ def test_the_drawn_error_bars_span_mean_plus_minus_sd(board):
                     assert (high + low) / 2 == pytest.approx(bar.mean * panel.scale)
             assert len(spans) == sum(bar.std is not None for bar in bars) == 2
     plt.close(fig)
+
+
+def test_per_class_curves_are_the_seed_mean_with_the_seed_range(board):
+    curve = per_class_curve(board[0], "ekld_rot")  # ce over seeds 0, 2, 7
+    assert list(curve["train_count"]) == sorted(TRAIN)
+    base = [0.5 / (1 + n) for n in sorted(TRAIN)]
+    assert list(curve["mean"]) == pytest.approx([b + 0.03 for b in base])
+    assert list(curve["low"]) == pytest.approx(base) and list(curve["high"]) == pytest.approx([b + 0.07 for b in base])
+    accuracy = per_class_curve(board[0], "test_acc", 100.0)
+    assert accuracy["high"].iloc[0] - accuracy["low"].iloc[0] == pytest.approx(7.0)
 
 
 def overlaps(a, b) -> bool:

@@ -1,7 +1,7 @@
 """Per-benchmark per-class curves against training count: per-class eKLD (one grid per invariance
 family) and per-class test accuracy, as small multiples, one panel per method on shared axes.
 
-Each panel draws its method (mean over seeds, ±1 sample sd band) over the reference method (`ce`
+Each panel draws its method (mean over seeds, the seeds' range shaded) over the reference method (`ce`
 when the benchmark has it, else the first entry) dashed and every other method in light grey, so
 twenty methods stay as readable as two. Legends sit outside the axes. PNG bytes depend on the
 records alone.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+from typing import NamedTuple
 
 import matplotlib
 
@@ -79,6 +80,17 @@ def _png(fig) -> bytes:
     return out.getvalue()
 
 
+class Grid(NamedTuple):
+    """One grid of small multiples: a per-class column (times scale) against class size."""
+
+    column: str
+    scale: float
+    ylabel: str
+    title: str
+    log_y: bool = False  # eKLD spans orders of magnitude: one method's outlier must not flatten the rest
+    ylim: tuple[float, float] | None = None
+
+
 def reference_entry(entries: list[Entry]) -> Entry:
     return next((entry for entry in entries if entry.method == REFERENCE_METHOD), entries[0])
 
@@ -87,26 +99,29 @@ def plots_note(entries: list[Entry]) -> str:
     """How to read a benchmark's plots, shown next to them (plain text)."""
     return (
         "Head vs tail: bars are means over seeds of the largest third (head) and the smallest third (tail) of the "
-        "classes, error bars ±1 sample sd over seeds. Per-class curves: one small panel per method on shared axes, "
-        f"its mean over seeds in blue with a ±1 sd band, the reference method {reference_entry(entries).method} dashed "
+        "classes, error bars ±1 sample sd over seeds. Per-class curves: one small panel per method on shared axes "
+        "(eKLD on a log scale), "
+        f"its mean over seeds in blue with the seeds' range shaded, the reference method {reference_entry(entries).method} dashed "
         "in every panel and the other methods in light grey, so many methods stay as readable as two."
     )
 
 
 def per_class_curve(entry: Entry, column: str, scale: float = 1.0) -> pd.DataFrame:
-    """train_count, mean and sample sd over seeds (NaN with one seed) of a per-class column, by class size."""
+    """train_count, mean, lowest and highest value over seeds of a per-class column, by class size."""
     frames = pd.concat([run.per_class[["class", "train_count", column]] for run in entry.runs])
     grouped = frames.groupby("class")
     table = pd.DataFrame({
         "train_count": grouped["train_count"].first(),
         "mean": grouped[column].mean() * scale,
-        "std": grouped[column].std(ddof=1) * scale,
+        "low": grouped[column].min() * scale,
+        "high": grouped[column].max() * scale,
     }).reset_index()
     return table.sort_values(["train_count", "class"], kind="stable")
 
 
-def small_multiples(fig, entries: list[Entry], column: str, scale: float, ylabel: str, title: str) -> None:
+def small_multiples(fig, entries: list[Entry], grid: Grid) -> None:
     """One panel per entry on shared axes in `fig` (a figure or a subfigure)."""
+    column, scale = grid.column, grid.scale
     curves = [per_class_curve(entry, column, scale) for entry in entries]
     reference = reference_entry(entries)
     reference_curve = curves[entries.index(reference)]
@@ -120,29 +135,31 @@ def small_multiples(fig, entries: list[Entry], column: str, scale: float, ylabel
         if entry is not reference:
             ax.plot(reference_curve["train_count"], reference_curve["mean"], color=REFERENCE_COLOR, linestyle="--",
                     linewidth=1.1, zorder=2)
-        band = curve.dropna(subset=["std"])
-        if not band.empty:
-            ax.fill_between(band["train_count"], band["mean"] - band["std"], band["mean"] + band["std"],
-                            color=METHOD_COLOR, alpha=0.2, linewidth=0, zorder=3)
+        if len(entry.runs) > 1:  # the seeds' range, not mean ± sd: it stays positive on a log axis
+            ax.fill_between(curve["train_count"], curve["low"], curve["high"], color=METHOD_COLOR, alpha=0.2, linewidth=0, zorder=3)
         ax.plot(curve["train_count"], curve["mean"], color=METHOD_COLOR, marker="o", markersize=3, linewidth=1.7, zorder=4)
         ax.set_title(entry_label(entry), fontsize=8.5)
         ax.set_xscale("log")
-        ax.grid(True, which="both", alpha=0.3)
+        if grid.log_y:
+            ax.set_yscale("log", nonpositive="clip")
+        ax.grid(True, which="major", alpha=0.35)
         ax.tick_params(labelsize=8)
         if index + columns >= len(entries):  # no panel below: this one carries the x tick labels
             ax.xaxis.set_tick_params(labelbottom=True)
     for ax in axes[len(entries):]:
         ax.set_visible(False)
-    fig.suptitle(title, fontsize=11)
+    fig.suptitle(grid.title, fontsize=11)
     fig.supxlabel("training images in class (log scale)", fontsize=9)
-    fig.supylabel(ylabel, fontsize=9)
+    fig.supylabel(grid.ylabel, fontsize=9)
+    if grid.ylim:
+        axes[0].set_ylim(*grid.ylim)
 
 
 def curve_legend(fig, entries: list[Entry]) -> None:
     reference = reference_entry(entries)
     handles = [(Line2D([], [], color=METHOD_COLOR, marker="o", markersize=3, linewidth=1.7), "this panel's method, mean over seeds")]
     if any(len(entry.runs) > 1 for entry in entries):
-        handles.append((Patch(color=METHOD_COLOR, alpha=0.2), "±1 sample sd over seeds"))
+        handles.append((Patch(color=METHOD_COLOR, alpha=0.2), "range over seeds (lowest to highest)"))
     if len(entries) > 1:
         handles.append((Line2D([], [], color=REFERENCE_COLOR, linestyle="--", linewidth=1.1), f"reference: {wrap_name(reference.method)}"))
         handles.append((Line2D([], [], color=OTHERS_COLOR, linewidth=0.7), "the other methods"))
@@ -158,31 +175,29 @@ def _grid_size(entries: list[Entry]) -> tuple[float, float]:
     return max(MIN_WIDTH, 1.0 + 2.9 * columns), 0.7 + rows * (2.0 + 0.17 * title_lines)
 
 
-def curves_figure(entries: list[Entry], grids: list[tuple[str, float, str, str]]):
-    """grids: (per-class column, scale, y label, title), one grid of panels each, stacked; the legend
-    goes below them all (each grid is a subfigure, so it never meets a grid's own x label)."""
+def curves_figure(entries: list[Entry], grids: list[Grid]):
+    """One grid of panels per Grid, stacked; the legend goes below them all (each grid is a
+    subfigure, so the legend never meets a grid's own x label)."""
     width, height = _grid_size(entries)
     fig = new_figure(width, height * len(grids) + 0.4)
-    for subfigure, (column, scale, ylabel, title) in zip(fig.subfigures(len(grids), 1, squeeze=False).ravel(), grids):
-        small_multiples(subfigure, entries, column, scale, ylabel, title)
-        if column == "test_acc":
-            for ax in subfigure.axes:
-                ax.set_ylim(-3, 103)
+    for subfigure, grid in zip(fig.subfigures(len(grids), 1, squeeze=False).ravel(), grids):
+        small_multiples(subfigure, entries, grid)
     curve_legend(fig, entries)
     return fig
 
 
 def ekld_vs_count_figure(benchmark: str, entries: list[Entry]):
     return curves_figure(entries, [
-        (f"ekld_{family}", 1.0, _text(f"eKLD under {family} (lower = more invariant)"),
-         _text(f"{benchmark}: per-class eKLD under {family} against class size"))
+        Grid(f"ekld_{family}", 1.0, _text(f"eKLD under {family} (log scale; lower = more invariant)"),
+             _text(f"{benchmark}: per-class eKLD under {family} against class size"), log_y=True)
         for family in entries[0].families
     ])
 
 
 def accuracy_vs_count_figure(benchmark: str, entries: list[Entry]):
     return curves_figure(entries, [
-        ("test_acc", 100.0, "test accuracy of the class (%)", _text(f"{benchmark}: per-class test accuracy against class size")),
+        Grid("test_acc", 100.0, "test accuracy of the class (%)", _text(f"{benchmark}: per-class test accuracy against class size"),
+             ylim=(-3, 103)),
     ])
 
 
