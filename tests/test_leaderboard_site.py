@@ -3,6 +3,7 @@ apart, CSV exports, determinism; and `tailbench compare`."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import os
@@ -42,7 +43,8 @@ def test_every_file_is_written_and_plots_are_pngs(results, tmp_path):
     names = sorted(p.name for p in written)
     assert names == sorted([
         "LEADERBOARD.md", "index.html", "summary.csv", "per_class.csv", "reported.csv",
-        "ekld_vs_count_digits-lt.png", "acc_vs_count_digits-lt.png", "acc_vs_count_cifar10-lt.png",
+        "head_tail_digits-lt.png", "ekld_vs_count_digits-lt.png", "acc_vs_count_digits-lt.png",
+        "head_tail_cifar10-lt.png", "acc_vs_count_cifar10-lt.png",
     ])
     for name in names:
         if name.endswith(".png"):
@@ -64,10 +66,31 @@ def test_stale_plots_are_removed(tmp_path):
     fake_record(results, "digits-lt", "ce", 0, families=())
     fake_record(results, "cifar10-lt", "ce", 0, families=())
     build_leaderboard(results, board)
-    assert (board / "acc_vs_count_cifar10-lt.png").exists()
+    assert (board / "acc_vs_count_cifar10-lt.png").exists() and (board / "head_tail_cifar10-lt.png").exists()
     shutil.rmtree(results / "cifar10-lt")
     build_leaderboard(results, board)
-    assert not (board / "acc_vs_count_cifar10-lt.png").exists()
+    assert not (board / "acc_vs_count_cifar10-lt.png").exists() and not (board / "head_tail_cifar10-lt.png").exists()
+    assert (board / "head_tail_digits-lt.png").exists()
+
+
+def test_every_benchmark_with_records_links_its_head_vs_tail_chart_next_to_its_curves(files):
+    markdown = files["LEADERBOARD.md"].decode()
+    page = files["index.html"].decode()
+    for benchmark in ("digits-lt", "cifar10-lt"):
+        name = f"head_tail_{benchmark}.png"
+        assert files[name][:8] == b"\x89PNG\r\n\x1a\n"
+        start = markdown.index(f"## {benchmark}\n")
+        section = markdown[start:markdown.find("\n## ", start + 1)]
+        links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", section)
+        assert links[0] == name and links[-1] == f"acc_vs_count_{benchmark}.png"
+        assert "one small panel per method" in section and "reference method ce dashed" in section
+        html_section = page[page.index(f"<h2>{benchmark}</h2>"):]
+        html_section = html_section[:html_section.index("</section>")]
+        plots = html_section[html_section.index("<h3>Plots</h3>"):]
+        images = re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,([^"]+)"', plots)
+        assert images[0][0] == f"head-third vs tail-third eKLD and accuracy per method on {benchmark}"
+        assert base64.b64decode(images[0][1]) == files[name]
+        assert "one small panel per method" in plots
 
 
 def test_record_text_is_escaped(files):
@@ -179,7 +202,8 @@ def test_index_html_renders_in_headless_chromium_without_console_errors(files, t
     tables = dom.count("<table")
     assert dom.count('data-sortable="ready"') == tables  # the script ran over every table
     assert "&lt;script&gt;" in dom and "<script>" in dom  # the method name is text; the page script is a script
-    assert len(re.findall(r'<img alt="[^"]*" src="data:image/png;base64,', dom)) == 3
+    assert len(re.findall(r'<img alt="[^"]*" src="data:image/png;base64,', dom)) == 5
+    assert len(re.findall(r'<img alt="head-third vs tail-third[^"]*" src="data:image/png;base64,', dom)) == 2
 
 
 def test_clicking_a_header_sorts_the_table(files, tmp_path):

@@ -2,7 +2,8 @@
 
 Writes LEADERBOARD.md, index.html, summary.csv (one row per entry), per_class.csv (one row per
 entry and class, means over seeds), reported.csv (the papers' numbers) and per benchmark the
-plots ekld_vs_count_<benchmark>.png and acc_vs_count_<benchmark>.png. Plots of benchmarks that
+plots head_tail_<benchmark>.png (head vs tail third, bars over methods), ekld_vs_count_<benchmark>.png
+and acc_vs_count_<benchmark>.png (per-class curves, one panel per method). Plots of benchmarks that
 no longer have records are removed. The bytes depend on the records alone (sorted everywhere, no
 timestamps, fixed PNG metadata), so the committed leaderboard can be checked to be current.
 """
@@ -13,10 +14,12 @@ import csv
 import io
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from tailbench.errors import UserError
 from tailbench.leaderboard.aggregate import Entry, entries
+from tailbench.leaderboard.head_tail import head_tail_png
 from tailbench.leaderboard.html import benchmark_html, render_html
 from tailbench.leaderboard.markdown import benchmark_section, render
 from tailbench.leaderboard.plots import accuracy_vs_count_png, ekld_vs_count_png
@@ -24,7 +27,7 @@ from tailbench.leaderboard.reported import Reported, by_benchmark, load_reported
 from tailbench.results.records import iter_runs
 from tailbench.results.store import write_atomic
 
-PLOT_PREFIXES = ("ekld_vs_count_", "acc_vs_count_")
+PLOT_PREFIXES = ("head_tail_", "ekld_vs_count_", "acc_vs_count_")  # every plot benchmark_plots draws
 
 
 def safe_file_name(benchmark: str) -> str:
@@ -93,6 +96,17 @@ def reported_csv(rows: list[Reported]) -> bytes:
                               r.source, r.citation, r.url, r.note] for r in rows])
 
 
+def benchmark_plots(benchmark: str, group: list[Entry]) -> list[tuple[str, Callable[[str, list[Entry]], bytes], str]]:
+    """(file prefix, drawing function, alt text) of each plot a benchmark with these entries gets."""
+    if not group:
+        return []
+    plots = [("head_tail_", head_tail_png, f"head-third vs tail-third eKLD and accuracy per method on {benchmark}")]
+    if group[0].families:
+        plots.append(("ekld_vs_count_", ekld_vs_count_png, f"per-class eKLD against class size on {benchmark}"))
+    plots.append(("acc_vs_count_", accuracy_vs_count_png, f"per-class test accuracy against class size on {benchmark}"))
+    return plots
+
+
 def render_files(results: Path) -> dict[str, bytes]:
     """File name -> bytes of the whole leaderboard folder."""
     if not results.is_dir():
@@ -108,16 +122,9 @@ def render_files(results: Path) -> dict[str, bytes]:
         group = grouped.get(benchmark, [])
         plot_names: list[tuple[str, str]] = []
         plots: list[tuple[bytes, str]] = []
-        if group:
-            if group[0].families:
-                name = f"ekld_vs_count_{safe_file_name(benchmark)}.png"
-                files[name] = ekld_vs_count_png(benchmark, group)
-                alt = f"per-class eKLD against class size on {benchmark}"
-                plot_names.append((name, alt))
-                plots.append((files[name], alt))
-            name = f"acc_vs_count_{safe_file_name(benchmark)}.png"
-            files[name] = accuracy_vs_count_png(benchmark, group)
-            alt = f"per-class test accuracy against class size on {benchmark}"
+        for prefix, draw, alt in benchmark_plots(benchmark, group):
+            name = f"{prefix}{safe_file_name(benchmark)}.png"
+            files[name] = draw(benchmark, group)
             plot_names.append((name, alt))
             plots.append((files[name], alt))
         md_sections.append(benchmark_section(benchmark, group, plot_names, reported.get(benchmark)))

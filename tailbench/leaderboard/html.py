@@ -1,8 +1,8 @@
 """index.html: one self-contained static page (inline CSS, a small inline script, plots as data URIs).
 
 Per benchmark: a sortable table of reproduced entries (mean ± std over seeds), a per-class
-drill-down per entry (<details>), the eKLD-vs-class-size and accuracy-vs-class-size plots, and the
-papers' numbers in their own table marked "reported". Every text that came from a record or from
+drill-down per entry (<details>), the plots (head-vs-tail chart, per-class eKLD and accuracy curves)
+and the papers' numbers in their own table marked "reported". Every text that came from a record or from
 reported.yaml goes through html.escape; the page has no external resource and no timestamp, so the
 same records give the same bytes.
 """
@@ -15,6 +15,7 @@ import re
 
 from tailbench.leaderboard.aggregate import Entry, Stat
 from tailbench.leaderboard.markdown import ACCURACY_COLUMNS, learned_label
+from tailbench.leaderboard.plots import plots_note
 from tailbench.leaderboard.reported import Reported
 
 STYLE = """
@@ -233,7 +234,8 @@ def benchmark_html(index: int, benchmark: str, entries: list[Entry], plots: list
         parts.append("<h3>Per class</h3>")
         parts += [per_class_details(entry) for entry in entries]
         if plots:
-            parts.append("<h3>Against class size</h3>")
+            parts.append("<h3>Plots</h3>")
+            parts.append(f'<p class="note">{e(plots_note(entries))}</p>')
             parts += [figure(png, alt) for png, alt in plots]
     else:
         parts.append('<p class="note">No run records yet.</p>')

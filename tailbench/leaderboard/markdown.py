@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tailbench.leaderboard.aggregate import Entry, Stat
+from tailbench.leaderboard.plots import plots_note
 from tailbench.leaderboard.reported import Reported
 
 ACCURACY_COLUMNS = [
@@ -101,6 +102,8 @@ def benchmark_section(benchmark: str, entries: list[Entry], plot_names: list[tup
             if learned:
                 cells.append(escape(learned_cell(entry)))
             lines.append("| " + " | ".join(cells) + " |")
+        if plot_names:
+            lines += ["", escape(plots_note(entries))]
         for name, alt in plot_names:
             lines += ["", f"![{escape(alt)}]({name})"]
     else:
