@@ -1,10 +1,13 @@
-"""Speed of MSR's meta-training: seconds per outer step, first- and second-order, on one dataset.
+"""Speed of MSR: meta-training seconds per outer step (first and second order), and an epoch.
 
-    python scripts/bench_msr.py --dataset fmnist-rot-lt [--device auto] [--steps 10] [--hp msr.tasks=4 ...]
+    python scripts/bench_msr.py --dataset fmnist-rot-lt [--recipe fmnist-cpu] [--device auto] [--steps 10] [--hp msr.tasks=4 ...]
 
-With the `msr` part's hyper-parameters (defaults, or --hp overrides), times --steps outer steps
-after two warm-up steps for ``order`` 1 and 2, and prints what the part's ``meta_steps`` outer
-steps would take at each. Nothing is written anywhere (the meta-trainer runs in memory).
+1. With the `msr` part's hyper-parameters (defaults, or --hp overrides), times --steps outer
+   steps after two warm-up steps for ``order`` 1 and 2, and prints what the part's
+   ``meta_steps`` outer steps would take at each (the meta-trainer runs in memory);
+2. times one training epoch of the recipe for `ce+drs` and for `ce+drs+msr` (the stem's
+   W = U v computed at every step), after a warm-up epoch each, and their ratio. Speed does not
+   depend on what U learned, so the part meta-trains for one outer step into a temporary cache.
 """
 
 from __future__ import annotations
@@ -18,15 +21,23 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="fmnist-rot-lt")
+    p.add_argument("--recipe", help="recipe for the epoch timing (default: the dataset's own)")
     p.add_argument("--device", default="auto")
     p.add_argument("--steps", type=int, default=10, help="timed outer steps per order (default 10)")
     p.add_argument("--hp", action="append", default=[], metavar="msr.KEY=VALUE", help="msr hyper-parameter, repeatable")
     p.add_argument("--data-dir", type=Path)
     args = p.parse_args(argv)
 
+    import os
+    import tempfile
+    from dataclasses import replace
+
     import torch
 
-    from tailbench.benchmarks.device import device_name, resolve_device
+    from tailbench.benchmarks.runtime import device_name, resolve_device
+    from tailbench.benchmarks.recipe import load_recipe
+    from tailbench.benchmarks.runner import place_model
+    from tailbench.benchmarks.trainer import train
     from tailbench.datasets import get_dataset
     from tailbench.datasets.sources import default_data_dir
     from tailbench.methods import ComposedMethod, MethodContext
@@ -36,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     from tailbench.options import parse_assignments
 
     device = resolve_device(args.device)
-    data = get_dataset(args.dataset, {}).load(args.data_dir or default_data_dir()).to(device)
+    builder = get_dataset(args.dataset, {})
+    data = builder.load(args.data_dir or default_data_dir()).to(device)
     overrides = parse_assignments("--hp", args.hp)
     print(f"{args.dataset} on {device_name(device)}, {torch.get_num_threads()} CPU threads")
     for order in (1, 2):
@@ -62,6 +74,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"order {order}: {per_step:.3f} s per outer step ({config.tasks} tasks of {config.ways}-way {config.shots}-shot, "
               f"{config.queries} queries, {config.inner_steps} inner steps); {config.steps} steps take about "
               f"{per_step * config.steps / 60:.1f} min")
+
+    recipe = replace(load_recipe(args.recipe or builder.recipe), epochs=1, warmup_epochs=0, milestones=(), factors=())
+    seconds = {}
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["TAILBENCH_CACHE"] = cache
+        for spec, hp in (("ce+drs", {}), ("ce+drs+msr", {**overrides, "msr.meta_steps": "1"})):
+            ctx = MethodContext(
+                num_classes=data.num_classes, class_counts=data.train_counts, epochs=1, first_lr_step=0,
+                device=device, seed=0, image_shape=data.image_shape, nuisance=data.nuisance,
+            )
+            method = ComposedMethod(spec, ctx, hp)
+            method.prepare(data)
+            model, runtime = place_model(recipe, data, method, device)
+            generator = torch.Generator(device=device).manual_seed(0)
+            train(model, method, data.train, recipe, generator, runtime, quiet=True)  # warm-up epoch
+            history, _ = train(model, method, data.train, recipe, generator, runtime, quiet=True)
+            seconds[spec] = history[0].seconds
+            print(f"{spec:12s} one epoch of {len(data.train)} images: {history[0].seconds:.1f} s ({history[0].images_per_s:.0f} img/s)")
+    print(f"MSR epoch / plain epoch: {seconds['ce+drs+msr'] / seconds['ce+drs']:.2f}x")
     return 0
 
 
