@@ -1,3 +1,3 @@
-from tailbench.cli import main
+from tailbench.entry import main
 
 raise SystemExit(main())

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from tailbench.benchmarks import rerun as rerun_command
-from tailbench.errors import UserError
+from tailbench import limits
+from tailbench.errors import Terminated, UserError, os_error_line, run_signals
 from tailbench.leaderboard import compare as compare_command
 from tailbench.options import parse_assignments
 from tailbench.results import submit as submit_command
@@ -59,7 +60,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
     from tailbench.datasets import get_dataset
 
     builder = get_dataset(args.dataset, parse_assignments("--dataset-opt", args.dataset_opt))
-    manifest, frozen = builder.manifest()
+    manifest, frozen = builder.manifest(data_dir=args.data_dir)
     table = Table("class", "name", "train", "val", "test", title=f"{builder.dataset_id}")
     train, val, test = manifest.counts("train"), manifest.counts("val"), manifest.counts("test")
     for c, name in enumerate(manifest.class_names):
@@ -84,6 +85,7 @@ def run_config(args: argparse.Namespace, dataset: str, method: str, seed: int):
         recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         ekld_transforms=args.ekld_transforms, device=args.device, out=args.out,
         data_dir=args.data_dir, force=args.force, quiet=args.quiet, checkpoint_every=args.checkpoint_every,
+        allow_unverified_data=args.allow_unverified_data,
     )
 
 
@@ -124,10 +126,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 def cmd_data(args: argparse.Namespace) -> int:
     from tailbench.datasets import get_dataset
-    from tailbench.datasets.sources import default_data_dir
+    from tailbench.datasets.sources import default_data_dir, removing_new_empty_folders
 
     builder = get_dataset(args.dataset)
-    print(f"{args.dataset}: {builder.fetch(args.data_dir or default_data_dir())}")
+    data_dir = args.data_dir or default_data_dir()
+    with removing_new_empty_folders(data_dir):
+        print(f"{args.dataset}: {builder.fetch(data_dir)}")
     return 0
 
 
@@ -149,10 +153,7 @@ def comma_list(text: str) -> list[str]:
 
 
 def comma_ints(text: str) -> list[int]:
-    try:
-        return [int(t) for t in comma_list(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+    return [limits.seed(t) for t in comma_list(text)]
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -160,16 +161,18 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hp", action="append", metavar="PART.KEY=VALUE", help="method hyper-parameter, repeatable")
     p.add_argument("--method-file", action="append", metavar="FILE.py", help="register method parts from a file")
     p.add_argument("--recipe", help="recipe name (default: the dataset's own); see `tailbench list recipes`")
-    p.add_argument("--epochs", type=int, help="override the recipe's epochs (the lr schedule rescales)")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--ekld-transforms", type=int, help="transforms per image for eKLD (recipe default)")
+    p.add_argument("--epochs", type=limits.int_in(1, limits.MAX_EPOCHS), help="override the recipe's epochs (the lr schedule rescales)")
+    p.add_argument("--batch-size", type=limits.int_in(1, limits.MAX_BATCH_SIZE))
+    p.add_argument("--lr", type=limits.positive_number)
+    p.add_argument("--ekld-transforms", type=limits.int_in(1, limits.MAX_EKLD_TRANSFORMS), help="transforms per image for eKLD (recipe default)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--out", type=Path, default=Path("runs"), help="folder of run records (default: runs)")
     p.add_argument("--data-dir", type=Path, help="folder of official dataset files (default: $TAILBENCH_DATA or ~/.cache/tailbench)")
-    p.add_argument("--force", action="store_true", help="run again even if the run record is complete (and drop its checkpoint)")
+    p.add_argument("--force", action="store_true", help="run again even if the run record is complete (drops its checkpoint; the old record stays until the new one replaces it)")
     p.add_argument("--checkpoint-every", type=non_negative_int, metavar="K",
                    help="epochs between in-run checkpoints (0: none; default: after every few seconds of training); a rerun resumes from the last")
+    p.add_argument("--allow-unverified-data", action="store_true",
+                   help="use dataset files that fail their checksum (e.g. a re-encoded copy); the record says so and `submit` refuses it")
     p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
 
 
@@ -210,12 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("describe", help="per-class split sizes, sources and manifest of a dataset (no data needed)")
     p.add_argument("dataset")
     p.add_argument("--dataset-opt", action="append", metavar="KEY=VALUE", help="dataset option, repeatable")
+    p.add_argument("--data-dir", type=Path, help="folder of official dataset files, for datasets whose class totals are counted from them")
     p.set_defaults(func=cmd_describe)
 
     p = sub.add_parser("run", help="train and evaluate one method on one dataset with one seed")
     p.add_argument("--dataset", required=True)
     p.add_argument("--method", required=True, help="a spec: loss[+rule][+augmentation], e.g. ce+drs")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=limits.seed, default=0, help=f"0 to {limits.MAX_SEED} (default 0)")
     add_run_options(p)
     p.set_defaults(func=cmd_run)
 
@@ -248,10 +252,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with run_signals():  # Ctrl-C and SIGTERM end the work through the same clean-up
+            return args.func(args)
     except UserError as error:
         print(f"tailbench: error: {error}", file=sys.stderr)
         return error.exit_code
+    except OSError as error:  # the disk, permissions or the file system, met during the work
+        print(f"tailbench: error: {os_error_line(error)}", file=sys.stderr)
+        return UserError.exit_code
+    except Terminated:
+        print("tailbench: terminated (SIGTERM); no partial record was written (a run resumes from its last checkpoint when the same command runs again)", file=sys.stderr)
+        return Terminated.exit_code
     except KeyboardInterrupt:
         print("tailbench: interrupted; nothing of the unfinished run was written", file=sys.stderr)
         return 130

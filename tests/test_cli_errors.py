@@ -9,10 +9,18 @@ import pytest
         (["run", "--dataset", "nope", "--method", "ce"], "unknown dataset 'nope'"),
         (["run", "--dataset", "digits-lt", "--method", "nope"], "unknown method part 'nope'"),
         (["run", "--dataset", "digits-lt", "--method", "ce+"], "malformed"),
-        (["run", "--dataset", "digits-lt", "--method", "ce", "--epochs", "0"], "--epochs must be positive"),
-        (["run", "--dataset", "digits-lt", "--method", "ce", "--epochs", "two"], "invalid int value"),
-        (["run", "--dataset", "digits-lt", "--method", "ce", "--seed", "-1"], "--seed must be a non-negative"),
-        (["run", "--dataset", "digits-lt", "--method", "ce", "--lr", "-0.1"], "--lr must be positive"),
+        (["run", "--dataset", "digits-lt", "--method", "ce", "--epochs", "0"], "--epochs: 0 is not an integer from 1 to 100000"),
+        (["run", "--dataset", "digits-lt", "--method", "ce", "--epochs", "two"], "--epochs: 'two' is not an integer"),
+        (["run", "--dataset", "digits-lt", "--method", "ce", "--seed", "-1"], "--seed: -1 is not an integer from 0 to 4294967295"),
+        (["run", "--dataset", "digits-lt", "--method", "ce", "--seed", "9999999999999999999999999"], "--seed: 9999999999999999999999999 is not an integer from 0 to 4294967295"),
+        (["run", "--dataset", "digits-lt", "--method", "ce", "--seed", "9" * 300], "--seed: 999999999999999999999999... (300 digits) is not an integer from 0"),
+        (["run", "--dataset", "digits-lt", "--method", "ce", "--seed", "4294967296"], "--seed: 4294967296 is not an integer from 0"),
+        (["sweep", "--datasets", "digits-lt", "--methods", "ce", "--seeds", "0,99999999999"], "--seeds: 99999999999 is not an integer from 0"),
+        (["run", "--dataset", "digits-lt", "--method", "ce", "--batch-size", "99999999999"], "--batch-size: 99999999999 is not an integer from 1"),
+        (["run", "--dataset", "digits-lt", "--method", "ce", "--ekld-transforms", "0"], "--ekld-transforms: 0 is not an integer from 1"),
+        (["run", "--dataset", "digits-lt", "--method", "ce", "--lr", "-0.1"], "--lr: -0.1 is not a finite number above 0"),
+        (["run", "--dataset", "digits-lt", "--method", "ce", "--lr", "inf"], "--lr: inf is not a finite number above 0"),
+        (["run", "--dataset", "digits-lt", "--method", "ce", "--lr", "nan"], "--lr: nan is not a finite number above 0"),
         (["run", "--dataset", "digits-lt", "--method", "ce", "--dataset-opt", "n_max=many"], "not a valid int"),
         (["run", "--dataset", "digits-lt", "--method", "ce", "--dataset-opt", "colour=red"], "has no option 'colour'"),
         (["run", "--dataset", "digits-lt", "--method", "ce", "--dataset-opt", "n_max"], "not of the form key=value"),
@@ -26,7 +34,7 @@ import pytest
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(cli, tmp_path, args, expected):
-    result = cli(*args, *(["--out", tmp_path / "out"] if args[0] == "run" else []))
+    result = cli(*args, *(["--out", tmp_path / "out"] if args[0] in ("run", "sweep") else []))
     assert result.code == 2
     assert expected in result.error_line()
     assert not (tmp_path / "out").exists()

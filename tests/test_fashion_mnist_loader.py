@@ -63,7 +63,7 @@ def test_truncated_file_is_one_line(cli, fake_fmnist, tmp_path):
     path.write_bytes(path.read_bytes()[:100])
     result = cli("run", "--dataset", "fmnist-lt", "--method", "ce", "--data-dir", fake_fmnist, "--out", tmp_path / "out", *FAKE_FMNIST_OPTS)
     assert result.code == 2
-    assert "t10k-images-idx3-ubyte.gz cannot be read" in result.error_line()
+    assert "t10k-images-idx3-ubyte.gz cannot be decompressed" in result.error_line()
 
 
 def test_frozen_manifests_are_up_to_date():

@@ -182,12 +182,10 @@ def test_a_different_record_at_the_target_is_refused_unless_replace(record, cli,
 
 
 def test_an_interrupted_copy_leaves_nothing_behind(record, cli, tmp_path, monkeypatch):
-    import tailbench.results.submit as submit_module
-
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(submit_module.os, "rename", interrupted)
+    monkeypatch.setattr("tailbench.results.staging.os.rename", interrupted)  # the publishing rename
     results = tmp_path / "results"
     result = cli("submit", record, "--results", results)
     assert result.code == 130

@@ -21,8 +21,9 @@ from tailbench.benchmarks.run_lock import holding
 from tailbench.benchmarks.trainer import train
 from tailbench.datasets import get_dataset
 from tailbench.datasets.base import DatasetBuilder, LongTailedData
-from tailbench.datasets.sources import default_data_dir
+from tailbench.datasets.sources import allow_unverified, default_data_dir
 from tailbench.errors import UserError
+from tailbench.limits import MAX_SEED
 from tailbench.methods import ComposedMethod, MethodContext, parse_spec
 from tailbench.methods.registry import changed_hparams, resolve_hparams
 from tailbench.models import create_model
@@ -30,6 +31,7 @@ from tailbench.models.wrappers import InputNormalization
 from tailbench.nuisance import get_family
 from tailbench.results import SCHEMA_VERSION
 from tailbench.results.store import benchmark_id, is_complete, method_id, path_component_problem, run_dir, write_run
+from tailbench.results.writable import check_writable
 
 
 @dataclass
@@ -50,13 +52,14 @@ class RunConfig:
     force: bool = False
     quiet: bool = False
     checkpoint_every: int | None = None  # epochs between in-run checkpoints; None: every few seconds of training, 0: never
+    allow_unverified_data: bool = False
 
 
 def resolve(config: RunConfig) -> tuple[DatasetBuilder, Recipe, str, str]:
     """Check every name and number before any data is read or any file written; return the
     dataset builder, the recipe, and the benchmark and method entry the run belongs to."""
-    if config.seed < 0:
-        raise UserError(f"--seed must be a non-negative integer, got {config.seed}")
+    if not 0 <= config.seed <= MAX_SEED:
+        raise UserError(f"--seed must be an integer from 0 to {MAX_SEED}, got {str(config.seed)[:30]}")
     builder = get_dataset(config.dataset, config.dataset_options)
     recipe = with_overrides(
         load_recipe(config.recipe or builder.recipe),
@@ -83,6 +86,7 @@ def run(config: RunConfig) -> Path:
     if is_complete(directory) and not config.force:
         console.print(f"{directory} is already complete; skipped (use --force to run it again)")
         return directory
+    check_writable(directory, "--out")  # a file, a read-only folder or a full disk: said before any work
     with holding(directory):
         if is_complete(directory) and not config.force:
             console.print(f"{directory} was completed by another process meanwhile; skipped")
@@ -102,7 +106,8 @@ def train_and_record(
     if config.force:
         checkpointer.clear()  # --force starts over
     seed_everything(config.seed)
-    data = builder.load(config.data_dir or default_data_dir()).to(device)
+    with allow_unverified(config.allow_unverified_data):
+        data = builder.load(config.data_dir or default_data_dir()).to(device)
     ctx = MethodContext(
         num_classes=data.num_classes, class_counts=data.train_counts, epochs=recipe.epochs,
         first_lr_step=recipe.first_lr_step, device=device, seed=config.seed,

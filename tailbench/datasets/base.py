@@ -121,8 +121,9 @@ class DatasetBuilder:
         return str(data_dir)
 
     # -- shared ------------------------------------------------------------------------------
-    def manifest(self, source_totals: dict[str, list[int]] | None = None) -> tuple[Manifest, bool]:
-        """The frozen manifest for this option set if one is committed, else a generated one."""
+    def manifest(self, source_totals: dict[str, list[int]] | None = None, data_dir: Path | None = None) -> tuple[Manifest, bool]:
+        """The frozen manifest for this option set if one is committed, else a generated one
+        (datasets whose class totals are only known from their files count them in data_dir)."""
         frozen = load_frozen(self.dataset_id)
         if frozen is not None:
             return frozen, True

@@ -30,7 +30,7 @@ from tailbench.datasets.longtail import long_tailed_manifest
 from tailbench.datasets.manifest import Manifest
 from tailbench.datasets.profiles import exp_sizes, step_sizes
 from tailbench.datasets.registry import register_dataset
-from tailbench.datasets.sources import missing_files_error, read_bytes, verify
+from tailbench.datasets.sources import is_data_file, missing_files_error, read_bytes, verify
 from tailbench.errors import UserError
 from tailbench.nuisance import NATURAL_FAMILIES
 
@@ -142,10 +142,12 @@ class CifarLT(DatasetBuilder):
         folder = data_dir / tv.base_folder
         # torchvision's own md5 lists: the files it would check, in the order it reads them.
         expected = [*tv.train_list, *tv.test_list, [tv.meta["filename"], tv.meta["md5"]]]
-        missing = [name for name, _ in expected if not (folder / name).is_file()]
+        missing = [name for name, _ in expected if not is_data_file(folder / name)]
         if missing:
             raise missing_files_error(self.name, missing, folder, self._how_to_get(data_dir))
         files = [verify(folder / name, read_bytes(folder / name), md5, "md5") for name, md5 in expected]
+        if any(entry.get("unverified") for entry in files):  # not trusted: never unpickled by torchvision
+            return self._read_unverified(folder, files)
         splits = {}
         for source, train in (("train", True), ("test", False)):
             try:
@@ -167,11 +169,24 @@ class CifarLT(DatasetBuilder):
             labels[source] = np.asarray(dataset.targets, dtype=np.int64)
         return SourceArrays(images, labels, files)
 
+    def _read_unverified(self, folder: Path, files: list[dict]) -> SourceArrays:
+        """The batches of a copy that failed its md5, read by cifar_batches (arrays only, no code)."""
+        from tailbench.datasets.cifar_batches import read_batches, read_names
+
+        tv = self._torchvision()
+        labels_key = "labels" if tv.meta["key"] == "label_names" else "fine_labels"
+        if read_names(folder / tv.meta["filename"], tv.meta["key"]) != self.class_names:
+            raise UserError(f"{folder / tv.meta['filename']}: its class names differ from {self.name}'s; the files are not the official ones")
+        images, labels = {}, {}
+        for source, batches in (("train", tv.train_list), ("test", tv.test_list)):
+            images[source], labels[source] = read_batches(folder, [name for name, _ in batches], labels_key)
+        return SourceArrays(images, labels, files)
+
     def fetch(self, data_dir: Path) -> str:
         tv = self._torchvision()
         folder = data_dir / tv.base_folder
         names = [name for name, _ in [*tv.train_list, *tv.test_list]] + [tv.meta["filename"]]
-        if all((folder / name).is_file() for name in names):
+        if all(is_data_file(folder / name) for name in names):
             self.read_source(data_dir)  # verify what is there
             return f"already present in {folder}"
         try:

@@ -20,7 +20,7 @@ from tailbench.datasets.controlled import ZipfControlled, register_nuisance_vari
 from tailbench.datasets.longtail import long_tailed_manifest
 from tailbench.datasets.manifest import Manifest
 from tailbench.datasets.registry import register_dataset
-from tailbench.datasets.sources import decode_idx, find_first, missing_files_error, read_bytes, verify
+from tailbench.datasets.sources import data_dir_was_chosen, decode_idx, find_first, missing_files_error, read_bytes, verify
 from tailbench.errors import UserError
 
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -32,16 +32,19 @@ SHA256 = {
     "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
 }
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"), "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-SYSTEM_DIRS = [Path("/usr/share/datasets/fashion-mnist")]  # where Debian's dataset-fashion-mnist puts them
+# Where Debian's dataset-fashion-mnist puts them; looked in only when no --data-dir (or
+# $TAILBENCH_DATA) is given, so that a chosen data folder is the only place looked in.
+SYSTEM_DIRS = [Path("/usr/share/datasets/fashion-mnist")]
 HOW_TO_GET = (
     "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist), run "
     "`tailbench data fetch fmnist-lt` while online, or put the four IDX files from "
-    "github.com/zalandoresearch/fashion-mnist in DATA_DIR/fashion-mnist/"
+    "github.com/zalandoresearch/fashion-mnist in {data_dir}/fashion-mnist/"
 )
 
 
 def _candidates(data_dir: Path, name: str) -> list[Path]:
-    folders = [data_dir / "fashion-mnist", data_dir / "FashionMNIST" / "raw", data_dir, *SYSTEM_DIRS]
+    system = [] if data_dir_was_chosen(data_dir) else SYSTEM_DIRS
+    folders = [data_dir / "fashion-mnist", data_dir / "FashionMNIST" / "raw", data_dir, *system]
     return [folder / file for folder in folders for file in (name + ".gz", name)]
 
 
@@ -67,7 +70,7 @@ class FashionMNISTLT(ZipfControlled):
         found = {name: find_first(_candidates(data_dir, name)) for pair in FILES.values() for name in pair}
         missing = [name for name, path in found.items() if path is None]
         if missing:
-            raise missing_files_error(self.name, missing, data_dir, HOW_TO_GET)
+            raise missing_files_error(self.name, missing, data_dir, HOW_TO_GET.format(data_dir=data_dir))
         images, labels, files = {}, {}, []
         for source, (image_name, label_name) in FILES.items():
             decoded = []
@@ -97,7 +100,7 @@ class FashionMNISTLT(ZipfControlled):
             FashionMNIST(root=str(data_dir), train=True, download=True)
             FashionMNIST(root=str(data_dir), train=False, download=True)
         except Exception as error:  # any network or disk failure ends in the same advice
-            raise UserError(f"fmnist: could not download Fashion-MNIST ({type(error).__name__}); {HOW_TO_GET}") from None
+            raise UserError(f"fmnist: could not download Fashion-MNIST ({type(error).__name__}); {HOW_TO_GET.format(data_dir=data_dir)}") from None
         return f"downloaded with torchvision into {data_dir / 'FashionMNIST'}"
 
 

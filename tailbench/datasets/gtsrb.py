@@ -48,7 +48,9 @@ from tailbench.datasets.longtail import long_tailed_manifest
 from tailbench.datasets.manifest import Manifest, load_frozen
 from tailbench.datasets.profiles import exp_sizes
 from tailbench.datasets.registry import register_dataset
-from tailbench.datasets.sources import default_data_dir, missing_files_error, verify
+from tailbench.datasets.sources import (
+    MissingFiles, default_data_dir, is_data_file, is_data_folder, list_folder, missing_files_error, unpinned, unreadable, verify,
+)
 from tailbench.errors import UserError
 from tailbench.nuisance import NATURAL_FAMILIES
 
@@ -75,7 +77,7 @@ LISTING_SHA256: str | None = None
 HOW_TO_GET = (
     "run `tailbench data fetch gtsrb-lt` while online (torchvision downloads GTSRB-Training_fixed.zip, "
     "GTSRB_Final_Test_Images.zip and GTSRB_Final_Test_GT.zip from the benchmark's archive, "
-    "benchmark.ini.rub.de), or unzip those three archives into DATA_DIR/gtsrb/"
+    "benchmark.ini.rub.de), or unzip those three archives into {data_dir}/gtsrb/"
 )
 
 
@@ -85,17 +87,24 @@ def _layout(data_dir: Path) -> tuple[Path, Path, Path, Path]:
     return base, base / "GTSRB" / "Training", base / "GTSRB" / "Final_Test" / "Images", base / "GT-final_test.csv"
 
 
+def _how_to_get(train_dir: Path) -> str:
+    return HOW_TO_GET.format(data_dir=train_dir.parents[2])
+
+
 def _train_samples(train_dir: Path) -> list[tuple[str, int]]:
     """(path, label) in torchvision's order: class folders sorted, files sorted within each."""
     from torchvision.datasets.folder import find_classes, make_dataset
 
-    classes, class_to_idx = find_classes(str(train_dir))
+    classes = sorted(entry.name for entry in list_folder(train_dir) if entry.is_dir())
     if len(classes) != NUM_CLASSES:
-        raise UserError(f"{train_dir} holds {len(classes)} class folders, not {NUM_CLASSES}; GTSRB-Training_fixed.zip is incompletely extracted: {HOW_TO_GET}")
+        raise UserError(f"{train_dir} holds {len(classes)} class folders, not {NUM_CLASSES}; GTSRB-Training_fixed.zip is incompletely extracted: {_how_to_get(train_dir)}")
+    for name in classes:  # torchvision's walk skips folders it may not list; say so instead
+        list_folder(train_dir / name)
+    classes, class_to_idx = find_classes(str(train_dir))
     try:
         return make_dataset(str(train_dir), class_to_idx, extensions=(".ppm",))
     except FileNotFoundError as error:
-        raise UserError(f"{train_dir}: {error}; GTSRB-Training_fixed.zip is incompletely extracted: {HOW_TO_GET}") from None
+        raise UserError(f"{train_dir}: {error}; GTSRB-Training_fixed.zip is incompletely extracted: {_how_to_get(train_dir)}") from None
 
 
 def _test_samples(test_dir: Path, csv_path: Path) -> list[tuple[str, int]]:
@@ -104,6 +113,8 @@ def _test_samples(test_dir: Path, csv_path: Path) -> list[tuple[str, int]]:
         with open(csv_path, newline="") as handle:
             rows = list(csv.DictReader(handle, delimiter=";", skipinitialspace=True))
         samples = [(str(test_dir / row["Filename"]), int(row["ClassId"])) for row in rows]
+    except (PermissionError, IsADirectoryError) as error:
+        raise unreadable(csv_path, error) from None
     except (OSError, KeyError, ValueError, TypeError, csv.Error) as error:
         raise UserError(f"{csv_path} cannot be read as GTSRB's test annotation ({type(error).__name__}: {error}); delete it and fetch it again") from None
     if not samples:
@@ -124,10 +135,15 @@ def listing_fingerprint(base: Path, train: list[tuple[str, int]], test: list[tup
     for path, _ in train + test:
         try:
             size = os.path.getsize(path)
-        except OSError:
-            raise missing_files_error("gtsrb-lt", [os.path.relpath(path, base)], base, HOW_TO_GET) from None
+        except (FileNotFoundError, NotADirectoryError):
+            raise missing_files_error("gtsrb-lt", [os.path.relpath(path, base)], base, HOW_TO_GET.format(data_dir=base.parent)) from None
+        except OSError as error:
+            raise unreadable(Path(path), error) from None
         lines.append(f"{Path(path).relative_to(base).as_posix()}\t{size}\n")
-    return "".join(sorted(lines)).encode() + csv_path.read_bytes()
+    try:
+        return "".join(sorted(lines)).encode() + csv_path.read_bytes()
+    except OSError as error:
+        raise unreadable(csv_path, error) from None
 
 
 def decode_rgb(path: str) -> np.ndarray:
@@ -137,6 +153,8 @@ def decode_rgb(path: str) -> np.ndarray:
     try:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except (PermissionError, IsADirectoryError, FileNotFoundError) as error:
+        raise unreadable(Path(path), error) from None
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
         raise UserError(f"{path} cannot be decoded as an image ({type(error).__name__}: {error}); the file is corrupt or partial: delete it and fetch it again") from None
 
@@ -164,8 +182,8 @@ def resize_all(images: list[np.ndarray], size: int) -> np.ndarray:
 def counted_totals(data_dir: Path) -> dict[str, list[int]]:
     """Per-class totals from the files (listing and CSV only, nothing decoded)."""
     base, train_dir, test_dir, csv_path = _layout(data_dir)
-    if not train_dir.is_dir() or not csv_path.is_file():
-        raise missing_files_error("gtsrb-lt", ["GTSRB/Training/", "GT-final_test.csv"], base, HOW_TO_GET)
+    if not is_data_folder(train_dir) or not is_data_file(csv_path):
+        raise missing_files_error("gtsrb-lt", ["GTSRB/Training/", "GT-final_test.csv"], base, HOW_TO_GET.format(data_dir=data_dir))
     train = _labels(_train_samples(train_dir), train_dir)
     test = _labels(_test_samples(test_dir, csv_path), csv_path)
     return {"train": np.bincount(train, minlength=NUM_CLASSES).tolist(), "test": np.bincount(test, minlength=NUM_CLASSES).tolist()}
@@ -204,22 +222,25 @@ class GtsrbLT(DatasetBuilder):
         if not isinstance(val, int) or val < 1:
             raise UserError(f"dataset option val_per_class={val!r} for {self.name!r} must be a positive integer")
 
-    def official_totals(self) -> dict[str, list[int]] | None:
-        """Not published for this training set: counted from the default data folder when there."""
+    def official_totals(self, data_dir: Path | None = None) -> dict[str, list[int]] | None:
+        """Not published for this training set: counted from the files (in data_dir, else the
+        default data folder) when they are there; files there but unreadable are reported as such."""
         try:
-            return counted_totals(default_data_dir())
-        except UserError:
+            return counted_totals(data_dir or default_data_dir())
+        except MissingFiles:
+            if data_dir is not None:
+                raise
             return None
 
-    def manifest(self, source_totals: dict[str, list[int]] | None = None) -> tuple[Manifest, bool]:
+    def manifest(self, source_totals: dict[str, list[int]] | None = None, data_dir: Path | None = None) -> tuple[Manifest, bool]:
         if source_totals is None and load_frozen(self.dataset_id) is None:
-            source_totals = self.official_totals()
+            source_totals = self.official_totals(data_dir)
             if source_totals is None:
                 where = default_data_dir()
                 raise UserError(
                     f"{self.dataset_id}: no frozen manifest is committed yet and the per-class totals of GTSRB's "
                     f"26,640-image training set are only known from the files; put them under {where / 'gtsrb'} "
-                    f"({HOW_TO_GET.replace('DATA_DIR', str(where))}) and run this again"
+                    f"({HOW_TO_GET.format(data_dir=where)}) or pass --data-dir, and run this again"
                 )
         return super().manifest(source_totals)
 
@@ -251,14 +272,14 @@ class GtsrbLT(DatasetBuilder):
 
     def read_source(self, data_dir: Path) -> SourceArrays:
         base, train_dir, test_dir, csv_path = _layout(data_dir)
-        missing = [name for name, path in (("GTSRB/Training/", train_dir), ("GTSRB/Final_Test/Images/", test_dir)) if not path.is_dir()]
-        missing += [] if csv_path.is_file() else ["GT-final_test.csv"]
+        missing = [name for name, path in (("GTSRB/Training/", train_dir), ("GTSRB/Final_Test/Images/", test_dir)) if not is_data_folder(path)]
+        missing += [] if is_data_file(csv_path) else ["GT-final_test.csv"]
         if missing:
-            raise missing_files_error(self.name, missing, base, HOW_TO_GET)
+            raise missing_files_error(self.name, missing, base, HOW_TO_GET.format(data_dir=data_dir))
         samples = {"train": _train_samples(train_dir), "test": _test_samples(test_dir, csv_path)}
         listing = listing_fingerprint(base, samples["train"], samples["test"], csv_path)
         if LISTING_SHA256 is None:
-            provenance = {"path": str(base), "sha256": hashlib.sha256(listing).hexdigest(), "check": "listing fingerprint, not pinned"}
+            provenance = unpinned(base, listing)
         else:
             provenance = verify(base, listing, LISTING_SHA256, "sha256", "listing of image paths and sizes plus GT-final_test.csv")
         images, labels = {}, {}
@@ -269,7 +290,7 @@ class GtsrbLT(DatasetBuilder):
 
     def fetch(self, data_dir: Path) -> str:
         base, train_dir, test_dir, csv_path = _layout(data_dir)
-        if train_dir.is_dir() and test_dir.is_dir() and csv_path.is_file():
+        if is_data_folder(train_dir) and is_data_folder(test_dir) and is_data_file(csv_path):
             return f"already present in {base}"
         try:
             from torchvision.datasets import GTSRB
@@ -277,7 +298,7 @@ class GtsrbLT(DatasetBuilder):
             GTSRB(root=str(data_dir), split="train", download=True)
             GTSRB(root=str(data_dir), split="test", download=True)
         except Exception as error:  # any network or disk failure ends in the same advice
-            raise UserError(f"gtsrb-lt: could not download GTSRB ({type(error).__name__}); {HOW_TO_GET}") from None
+            raise UserError(f"gtsrb-lt: could not download GTSRB ({type(error).__name__}); {HOW_TO_GET.format(data_dir=data_dir)}") from None
         return f"downloaded with torchvision into {base}"
 
 

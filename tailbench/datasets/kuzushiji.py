@@ -33,7 +33,7 @@ from tailbench.datasets.base import SourceArrays
 from tailbench.datasets.controlled import ZipfControlled, register_nuisance_variants
 from tailbench.datasets.longtail import long_tailed_manifest
 from tailbench.datasets.manifest import Manifest, load_frozen
-from tailbench.datasets.sources import default_data_dir, find_first, missing_files_error, read_bytes, verify
+from tailbench.datasets.sources import MissingFiles, default_data_dir, find_first, missing_files_error, read_bytes, verify
 from tailbench.errors import UserError
 
 CLASS_NAMES = [
@@ -54,7 +54,7 @@ FILES = {"train": ("k49-train-imgs.npz", "k49-train-labels.npz"), "test": ("k49-
 BASE_URL = "http://codh.rois.ac.jp/kmnist/dataset/k49/"
 HOW_TO_GET = (
     "run `tailbench data fetch k49-rot-lt` while online, or download the four k49-*.npz files "
-    "from github.com/rois-codh/kmnist (Kuzushiji-49, NumPy format) into DATA_DIR/k49/"
+    "from github.com/rois-codh/kmnist (Kuzushiji-49, NumPy format) into {data_dir}/k49/"
 )
 
 
@@ -68,14 +68,14 @@ def load_npz(path: Path, data: bytes) -> np.ndarray:
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             return archive["arr_0"]
     except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-        raise UserError(f"{path} passes its md5 check but holds no 'arr_0' array ({type(error).__name__}: {error}); it is not the official file") from None
+        raise UserError(f"{path} holds no readable 'arr_0' array ({type(error).__name__}: {error}); it is not the official file") from None
 
 
 def read_labels(data_dir: Path, source: str) -> tuple[Path, bytes]:
     name = FILES[source][1]
     path = find_first(_candidates(data_dir, name))
     if path is None:
-        raise missing_files_error("k49", [name], data_dir / "k49", HOW_TO_GET)
+        raise missing_files_error("k49", [name], data_dir / "k49", HOW_TO_GET.format(data_dir=data_dir))
     return path, read_bytes(path)
 
 
@@ -116,22 +116,25 @@ class Kuzushiji49LT(ZipfControlled):
     citation = "Zhou et al., Do Deep Networks Transfer Invariances Across Classes?, ICLR 2022"
     frozen_option_sets: ClassVar[list[dict[str, object]]] = [{}]
 
-    def official_totals(self) -> dict[str, list[int]] | None:
-        """Not published: counted from the label files in the default data folder when they are there."""
+    def official_totals(self, data_dir: Path | None = None) -> dict[str, list[int]] | None:
+        """Not published: counted from the label files (in data_dir, else the default data folder)
+        when they are there. Files that are there but unreadable or corrupt are reported as such."""
         try:
-            return counted_totals(default_data_dir())
-        except UserError:
+            return counted_totals(data_dir or default_data_dir())
+        except MissingFiles:
+            if data_dir is not None:
+                raise
             return None
 
-    def manifest(self, source_totals: dict[str, list[int]] | None = None) -> tuple[Manifest, bool]:
+    def manifest(self, source_totals: dict[str, list[int]] | None = None, data_dir: Path | None = None) -> tuple[Manifest, bool]:
         if source_totals is None and load_frozen(self.dataset_id) is None:
-            source_totals = self.official_totals()
+            source_totals = self.official_totals(data_dir)
             if source_totals is None:
-                where = default_data_dir() / "k49"
+                folder = default_data_dir()
                 raise UserError(
                     f"{self.dataset_id}: no frozen manifest is committed yet and Kuzushiji-49's per-class totals are only "
-                    f"known from its label files; put the four k49-*.npz files in {where} "
-                    f"({HOW_TO_GET.replace('DATA_DIR/k49/', str(where))}) and run this again"
+                    f"known from its label files; put the four k49-*.npz files in {folder / 'k49'} "
+                    f"({HOW_TO_GET.format(data_dir=folder)}) or pass --data-dir, and run this again"
                 )
         return super().manifest(source_totals)
 
@@ -152,7 +155,7 @@ class Kuzushiji49LT(ZipfControlled):
         found = {name: find_first(_candidates(data_dir, name)) for pair in FILES.values() for name in pair}
         missing = [name for name, path in found.items() if path is None]
         if missing:
-            raise missing_files_error(self.name, missing, data_dir / "k49", HOW_TO_GET)
+            raise missing_files_error(self.name, missing, data_dir / "k49", HOW_TO_GET.format(data_dir=data_dir))
         images, labels, files = {}, {}, []
         for source, (image_name, label_name) in FILES.items():
             arrays = []
@@ -179,7 +182,7 @@ class Kuzushiji49LT(ZipfControlled):
             for name in names:
                 download_url(BASE_URL + name, str(data_dir / "k49"), name, MD5[name])
         except Exception as error:  # any network or disk failure ends in the same advice
-            raise UserError(f"k49: could not download Kuzushiji-49 ({type(error).__name__}); {HOW_TO_GET}") from None
+            raise UserError(f"k49: could not download Kuzushiji-49 ({type(error).__name__}); {HOW_TO_GET.format(data_dir=data_dir)}") from None
         return f"downloaded into {data_dir / 'k49'}"
 
 

@@ -23,7 +23,6 @@ LISTING_SHA256.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import zipfile
@@ -38,7 +37,7 @@ from tailbench.datasets.cifar import ldam_manifest
 from tailbench.datasets.manifest import Manifest
 from tailbench.datasets.profiles import exp_sizes
 from tailbench.datasets.registry import register_dataset
-from tailbench.datasets.sources import missing_files_error, verify
+from tailbench.datasets.sources import is_data_file, is_data_folder, list_folder, missing_files_error, unpinned, unreadable, verify
 from tailbench.errors import UserError
 from tailbench.nuisance import NATURAL_FAMILIES
 
@@ -73,7 +72,7 @@ n07871810 n07873807 n07875152 n07920052 n09193705 n09246464 n09256479 n09332890 
 """.split()
 HOW_TO_GET = (
     f"run `tailbench data fetch tinyimagenet-lt` while online, or download {ZIP_NAME} "
-    "(cs231n.stanford.edu) and put it, or the tiny-imagenet-200/ folder it unzips to, in DATA_DIR"
+    "(cs231n.stanford.edu) and put it, or the tiny-imagenet-200/ folder it unzips to, in {data_dir}"
 )
 
 
@@ -84,7 +83,7 @@ class _Zip:
         try:
             raw = path.read_bytes()
         except OSError as error:
-            raise UserError(f"{path} cannot be read ({error}); delete it and fetch it again") from None
+            raise unreadable(path, error) from None
         self.provenance = verify(path, raw, ZIP_MD5, "md5")
         self.path = path
         try:
@@ -125,23 +124,25 @@ class _Folder:
         return str(self.root / name)
 
     def exists(self, name: str) -> bool:
-        return (self.root / name).is_file()
+        return is_data_file(self.root / name)
 
     def list(self, folder: str) -> list[str]:
         path = self.root / folder
-        return sorted(entry.name for entry in os.scandir(path) if entry.is_file()) if path.is_dir() else []
+        return sorted(entry.name for entry in list_folder(path) if entry.is_file()) if is_data_folder(path) else []
 
     def read(self, name: str) -> bytes:
         try:
             return (self.root / name).read_bytes()
         except OSError as error:
-            raise UserError(f"{self.root / name} cannot be read ({error}); delete it and fetch it again") from None
+            raise unreadable(self.root / name, error) from None
 
     def size(self, name: str) -> int:
         try:
             return (self.root / name).stat().st_size
-        except OSError:
-            raise missing_files_error("tinyimagenet-lt", [name], self.root, HOW_TO_GET) from None
+        except (FileNotFoundError, NotADirectoryError):
+            raise missing_files_error("tinyimagenet-lt", [name], self.root, HOW_TO_GET.format(data_dir=self.root.parent)) from None
+        except OSError as error:
+            raise unreadable(self.root / name, error) from None
 
 
 def _decode(read: Callable[[str], bytes], where: Callable[[str], str], name: str) -> np.ndarray:
@@ -167,12 +168,15 @@ def _decode_all(source, names: list[str]) -> np.ndarray:
 
 def _open(data_dir: Path):
     """The archive if it is there, else the extracted folder, else None."""
+    source: _Zip | _Folder | None = None
     for folder in (data_dir, data_dir / FOLDER):
-        if (folder / ZIP_NAME).is_file():
-            return _Zip(folder / ZIP_NAME)
-    if (data_dir / FOLDER).is_dir():
-        return _Folder(data_dir / FOLDER)
-    return None
+        if source is None and is_data_file(folder / ZIP_NAME):
+            source = _Zip(folder / ZIP_NAME)
+    if source is None and is_data_folder(data_dir / FOLDER):
+        source = _Folder(data_dir / FOLDER)
+    if source is not None:
+        source.data_dir = data_dir
+    return source
 
 
 @register_dataset("tinyimagenet-lt")
@@ -207,10 +211,10 @@ class TinyImageNetLT(DatasetBuilder):
     def read_source(self, data_dir: Path) -> SourceArrays:
         source = _open(data_dir)
         if source is None:
-            raise missing_files_error(self.name, [ZIP_NAME, f"or the {FOLDER}/ folder"], data_dir, HOW_TO_GET)
+            raise missing_files_error(self.name, [ZIP_NAME, f"or the {FOLDER}/ folder"], data_dir, HOW_TO_GET.format(data_dir=data_dir))
         for name in ("wnids.txt", "val/val_annotations.txt"):
             if not source.exists(name):
-                raise missing_files_error(self.name, [f"{FOLDER}/{name}"], data_dir, HOW_TO_GET)
+                raise missing_files_error(self.name, [f"{FOLDER}/{name}"], data_dir, HOW_TO_GET.format(data_dir=data_dir))
         wnids = source.read("wnids.txt").decode("ascii", "replace").split()
         if sorted(wnids) != WNIDS:
             raise UserError(f"{source.where('wnids.txt')} does not list Tiny ImageNet's 200 wnids; the files are not the official ones")
@@ -218,7 +222,7 @@ class TinyImageNetLT(DatasetBuilder):
         for label, wnid in enumerate(WNIDS):
             names = [n for n in source.list(f"train/{wnid}/images") if n.lower().endswith((".jpeg", ".jpg"))]
             if not names:
-                raise missing_files_error(self.name, [f"{FOLDER}/train/{wnid}/images/*.JPEG"], data_dir, HOW_TO_GET)
+                raise missing_files_error(self.name, [f"{FOLDER}/train/{wnid}/images/*.JPEG"], data_dir, HOW_TO_GET.format(data_dir=data_dir))
             train_names += [f"train/{wnid}/images/{n}" for n in names]
             train_labels += [label] * len(names)
         val_names, val_labels = self._val_annotations(source)
@@ -226,7 +230,7 @@ class TinyImageNetLT(DatasetBuilder):
             listing = "".join(sorted(f"{n}\t{source.size(n)}\n" for n in train_names + val_names)).encode()
             listing += source.read("wnids.txt") + source.read("val/val_annotations.txt")
             if LISTING_SHA256 is None:
-                provenance = {"path": str(source.root), "sha256": hashlib.sha256(listing).hexdigest(), "check": "listing fingerprint, not pinned"}
+                provenance = unpinned(source.root, listing)
             else:
                 provenance = verify(source.root, listing, LISTING_SHA256, "sha256", "listing of image paths and sizes plus wnids.txt and val_annotations.txt")
         else:
@@ -251,7 +255,7 @@ class TinyImageNetLT(DatasetBuilder):
             labels.append(index[fields[1]])
         missing = [n for n in names if not source.exists(n)]
         if missing:
-            raise missing_files_error("tinyimagenet-lt", [f"{FOLDER}/{missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")], source.where(""), HOW_TO_GET)
+            raise missing_files_error("tinyimagenet-lt", [f"{FOLDER}/{missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")], source.where(""), HOW_TO_GET.format(data_dir=source.data_dir))
         return names, labels
 
     def fetch(self, data_dir: Path) -> str:
@@ -263,5 +267,5 @@ class TinyImageNetLT(DatasetBuilder):
 
             download_url(URL, str(data_dir), ZIP_NAME, ZIP_MD5)
         except Exception as error:  # any network or disk failure ends in the same advice
-            raise UserError(f"tinyimagenet-lt: could not download {ZIP_NAME} ({type(error).__name__}); {HOW_TO_GET}") from None
+            raise UserError(f"tinyimagenet-lt: could not download {ZIP_NAME} ({type(error).__name__}); {HOW_TO_GET.format(data_dir=data_dir)}") from None
         return f"downloaded {data_dir / ZIP_NAME} (md5 verified; read in place, no need to unzip)"

@@ -92,9 +92,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             data.train.x, data.train.y, data.dataset_id, data.manifest_sha256, config, args.seed,
             root=args.cache_dir, checkpoint_every=args.checkpoint_every, quiet=args.quiet, keep_at=tuple(args.keep_at),
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (tailbench.errors.Terminated)
         print("tailbench: interrupted; the same command resumes from the last checkpoint", file=sys.stderr)
-        return 130
+        return getattr(stop, "exit_code", 130)
     console.print(f"generator for {data.dataset_id} (seed {args.seed}, {config.iters} iterations): {directory} "
                   f"[{time.perf_counter() - started:.0f} s in this call, {device.type}]")
     return 0

@@ -6,6 +6,10 @@ plots head_tail_<benchmark>.png (head vs tail third, bars over methods), ekld_vs
 and acc_vs_count_<benchmark>.png (per-class curves, one panel per method). Plots of benchmarks that
 no longer have records are removed. The bytes depend on the records alone (sorted everywhere, no
 timestamps, fixed PNG metadata), so the committed leaderboard can be checked to be current.
+
+The CSV files are data for spreadsheets too: a text cell that begins with =, +, -, @ (or a tab or
+carriage return) gets a leading apostrophe so that no spreadsheet runs it as a formula (formula
+injection through a method or paper name); numbers, negative ones included, are written as numbers.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from tailbench.leaderboard.plots import accuracy_vs_count_png, ekld_vs_count_png
 from tailbench.leaderboard.reported import Reported, by_benchmark, load_reported
 from tailbench.results.records import iter_runs
 from tailbench.results.store import write_atomic
+from tailbench.results.writable import check_writable
 
 PLOT_PREFIXES = ("head_tail_", "ekld_vs_count_", "acc_vs_count_")  # every plot benchmark_plots draws
 
@@ -34,9 +39,14 @@ def safe_file_name(benchmark: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", benchmark)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: object) -> object:
     if isinstance(value, float):
         return "" if math.isnan(value) else repr(value)
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
     return "" if value is None else value
 
 
@@ -138,6 +148,7 @@ def render_files(results: Path) -> dict[str, bytes]:
 
 
 def build_leaderboard(results: Path, out: Path) -> list[Path]:
+    check_writable(out, "--out")
     files = render_files(results)
     written = []
     for name in sorted(files):

@@ -1,14 +1,26 @@
-"""Reading run records back: only complete runs, as plain data (JSON and CSV; nothing executed)."""
+"""Reading run records back: only complete runs, as plain data (JSON and CSV; nothing executed).
+
+Readers run while writers work (a sweep, `tailbench submit`): hidden folders (a name starting
+with '.', where writers stage and lock) are never entered, a folder that vanishes or is swapped
+while being read is skipped or read again, and a record's files are read through one open handle
+on its folder, so they always come from the same record.
+"""
 
 from __future__ import annotations
 
-import json
+import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 
+from tailbench.errors import UserError
+from tailbench.results.safe_json import MAX_BYTES, JsonTooLarge, loads_bounded
 from tailbench.results.store import DONE, PER_CLASS, RESULT, record_method_id
+
+_GONE = (FileNotFoundError, NotADirectoryError)
 
 
 @dataclass
@@ -31,20 +43,89 @@ class RunRecord:
         return int(self.result["seed"])
 
 
+def visible_folders(root: Path) -> Iterator[tuple[Path, set[str]]]:
+    """(folder, names of its files) for root and every folder below it that is not hidden,
+    without entering hidden folders; folders that vanish during the walk are skipped."""
+    pending = [Path(root)]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as entries:
+                files, subfolders = set(), []
+                for entry in entries:
+                    if entry.name.startswith("."):
+                        continue
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            subfolders.append(Path(entry.path))
+                        else:
+                            files.add(entry.name)
+                    except _GONE:
+                        continue
+        except _GONE:
+            continue
+        yield folder, files
+        pending.extend(sorted(subfolders, reverse=True))
+
+
+def _read_at(folder_fd: int, name: str) -> bytes:
+    fd = os.open(name, os.O_RDONLY, dir_fd=folder_fd)
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise JsonTooLarge(f"is over {MAX_BYTES:,} bytes, the limit")
+    return data
+
+
+def read_record_files(directory: Path, attempts: int = 3) -> dict[str, bytes] | None:
+    """result.json, per_class.csv and done, all from one folder; None when the folder is not (or
+    no longer) a complete record. A record swapped for a newer one while read is read again."""
+    for _ in range(attempts):
+        try:
+            folder_fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except _GONE:
+            return None
+        try:
+            return {name: _read_at(folder_fd, name) for name in (DONE, RESULT, PER_CLASS)}
+        except _GONE:
+            continue  # replaced or removed under us: look at the path again
+        finally:
+            os.close(folder_fd)
+    return None
+
+
+def parse_run(directory: Path, files: dict[str, bytes]) -> RunRecord:
+    try:
+        result = loads_bounded(files[RESULT])
+    except JsonTooLarge as error:
+        raise UserError(f"{directory / RESULT} {error}; check it with `tailbench submit` or remove it") from None
+    if not isinstance(result, dict):
+        raise UserError(f"{directory / RESULT} is not a JSON object; check it with `tailbench submit` or remove it")
+    try:
+        per_class = pd.read_csv(io.BytesIO(files[PER_CLASS]), dtype={"class_name": str})
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise UserError(f"{directory / PER_CLASS} cannot be read as CSV ({' '.join(str(error).split())[:200]})") from None
+    record = RunRecord(directory, result, per_class)
+    try:
+        record.benchmark.lower(), record.method.lower(), record.seed
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise UserError(f"{directory / RESULT} lacks a benchmark, method or seed; check it with `tailbench submit` or remove it") from None
+    return record
+
+
 def read_run(directory: Path) -> RunRecord:
-    result = json.loads((directory / RESULT).read_text())
-    per_class = pd.read_csv(directory / PER_CLASS, dtype={"class_name": str})
-    return RunRecord(directory, result, per_class)
+    files = read_record_files(Path(directory))
+    if files is None:
+        raise UserError(f"{directory} is not a complete run record (result.json, per_class.csv and done)")
+    return parse_run(Path(directory), files)
 
 
 def iter_runs(root: Path) -> list[RunRecord]:
-    """Every complete run under root (any depth), sorted by benchmark, method and seed.
-
-    Hidden folders (a name starting with '.') are skipped: `tailbench submit` stages copies there.
-    """
-    root = Path(root)
-    runs = [
-        read_run(done.parent) for done in root.rglob(DONE)
-        if (done.parent / RESULT).is_file() and not any(part.startswith(".") for part in done.parent.relative_to(root).parts)
-    ]
+    """Every complete run under root (any depth), sorted by benchmark, method and seed."""
+    runs = []
+    for folder, files in visible_folders(Path(root)):
+        if DONE in files and RESULT in files:
+            record = read_record_files(folder)
+            if record is not None:
+                runs.append(parse_run(folder, record))
     return sorted(runs, key=lambda r: (r.benchmark, r.method, r.seed))

@@ -28,11 +28,14 @@ from typing import Any
 
 from tailbench.results import SCHEMA_VERSION
 from tailbench.results.schema_types import AnyJson, Flag, ListOf, MapOf, Number, Obj, Scalar, Text, Timestamp, check, type_name
+from tailbench.results.admission import admission_problems
+from tailbench.results.consistency import check_consistency
+from tailbench.results.safe_json import MAX_BYTES, JsonTooLarge, loads_bounded
 from tailbench.results.code_check import code_problems
 from tailbench.results.schema_per_class import PROBABILITY, check_per_class
 from tailbench.results.store import DONE, PER_CLASS, RESULT, benchmark_id, path_component_problem, record_method_id
 
-MAX_FILE_BYTES = 64 * 2**20
+MAX_FILE_BYTES = MAX_BYTES
 
 
 COUNT = Number(0, integer=True)
@@ -162,21 +165,26 @@ def _read(directory: Path, name: str, checked: Checked) -> None:
             checked.problems.append((DONE, "missing: the run is incomplete (it never finished writing its record)"))
         else:
             checked.problems.append((name, "missing"))
-    elif path.stat().st_size > MAX_FILE_BYTES:
-        checked.problems.append((name, f"is {path.stat().st_size} bytes; the limit is {MAX_FILE_BYTES}"))
     else:
-        checked.files[name] = path.read_bytes()
-
-
-def _no_constants(token: str) -> object:
-    raise ValueError(f"{token} is not allowed (write null for a missing number)")
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_FILE_BYTES + 1)
+        except OSError as error:
+            checked.problems.append((name, f"cannot be read ({error.strerror or error})"))
+            return
+        if len(data) > MAX_FILE_BYTES:
+            checked.problems.append((name, f"is over {MAX_FILE_BYTES:,} bytes, the limit"))
+        elif name == DONE and data:
+            checked.problems.append((DONE, f"holds {len(data)} bytes; the marker of a finished run is an empty file"))
+        else:
+            checked.files[name] = data
 
 
 def parse_result(data: bytes, checked: Checked) -> dict | None:
     try:
-        result = json.loads(data.decode("utf-8"), parse_constant=_no_constants)
-    except (UnicodeDecodeError, ValueError) as error:
-        checked.problems.append((RESULT, f"is not valid JSON ({' '.join(str(error).split())})"))
+        result = loads_bounded(data)
+    except JsonTooLarge as error:
+        checked.problems.append((RESULT, str(error)))
         return None
     if not isinstance(result, dict):
         checked.problems.append((RESULT, f"expected a JSON object, got {type_name(result)}"))
@@ -215,6 +223,9 @@ def validate_run(directory: Path) -> Checked:
         checked.problems += _check_dataset(result, builder, manifest, frozen)
         if PER_CLASS in checked.files and not checked.problems:
             checked.problems += check_per_class(result, checked.files[PER_CLASS], manifest)
+            if not checked.problems:  # the record as a whole: its summary is its table's
+                checked.problems += check_consistency(result, checked.files[PER_CLASS], manifest)
+    checked.problems += admission_problems(result)
     return checked
 
 

@@ -2,6 +2,11 @@
 
 OUT/<benchmark>/<method>/seed-<seed>/ holds result.json, per_class.csv and an empty `done`. A
 directory without `done` is an incomplete run and is never read by the leaderboard.
+
+A record is written whole into a hidden sibling folder and swapped in by one rename
+(tailbench.results.staging), so a crash or a full disk at any point leaves the earlier record, or
+nothing, never a half-written one; what a killed writer left behind is removed by the next
+write of the same record.
 """
 
 from __future__ import annotations
@@ -11,12 +16,12 @@ import io
 import json
 import math
 import os
-import tempfile
+import shutil
 from pathlib import Path
 
+from tailbench.results.staging import clean_stale, clean_stale_files, fsync_folder, owner_tag, publish, staging_name
+
 RESULT, PER_CLASS, DONE = "result.json", "per_class.csv", "done"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 def benchmark_id(dataset_id: str, default_recipe: str, recipe: str, overrides: dict[str, object]) -> str:
@@ -61,11 +66,17 @@ def is_complete(directory: Path) -> bool:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over the target."""
+    """Write to a temporary file in the same folder (`.<name>.<owner tag>.tmp`), fsync, then
+    rename over the target."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    while True:
+        tmp = path.parent / f".{path.name}.{owner_tag()}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+            break
+        except FileExistsError:
+            continue
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; records are for everyone to read
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -99,9 +110,43 @@ def csv_bytes(rows: list[dict]) -> bytes:
     return buffer.getvalue().encode()
 
 
+RECORD_FILES = (RESULT, PER_CLASS, DONE)
+STAGING_KINDS = ("write", "submit")  # the hidden siblings the harness and `tailbench submit` stage in
+
+
+def clean_leftovers(directory: Path) -> list[Path]:
+    """What killed writers of this record left: staging folders beside it and temporary files in
+    it (only those of dead processes, and only names tailbench makes)."""
+    return clean_stale(directory, STAGING_KINDS) + clean_stale_files(directory, RECORD_FILES)
+
+
+def write_record_files(folder: Path, files: dict[str, bytes]) -> None:
+    """Write the record files into a fresh staging folder, `done` last, as a reader expects."""
+    for name in RECORD_FILES:
+        write_atomic(folder / name, files[name])
+
+
+def stage_and_publish(target: Path, files: dict[str, bytes], kind: str) -> bool:
+    """Write the record beside target and swap it in by one rename; True when it replaced a folder."""
+    staging = staging_name(target, kind)
+    staging.mkdir()
+    try:
+        write_record_files(staging, files)
+        old = publish(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    fsync_folder(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return old is not None
+
+
 def write_run(directory: Path, result: dict, per_class_rows: list[dict]) -> None:
-    """Replace any earlier record in the directory; `done` appears only once both files are in place."""
-    (directory / DONE).unlink(missing_ok=True)
-    write_atomic(directory / PER_CLASS, csv_bytes(per_class_rows))
-    write_atomic(directory / RESULT, json_bytes(result))
-    write_atomic(directory / DONE, b"")
+    """Write a complete record to directory: the earlier record (with --force) stays in place
+    until the new one, complete, takes its place in one rename."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    clean_leftovers(directory)
+    files = {PER_CLASS: csv_bytes(per_class_rows), RESULT: json_bytes(result), DONE: b""}
+    stage_and_publish(directory, files, "write")

@@ -3,36 +3,39 @@
 Each RUN_DIR is a run folder (holding result.json) or any folder above run folders (every folder
 below it holding a result.json, per_class.csv or done is taken as one). Every record is checked
 against the run-record schema (tailbench.results.schema) and this checkout's dataset registry.
-A valid record is copied to RESULTS/<benchmark>/<method>/seed-<seed>/: its files are written into
-a hidden temporary folder next to the target and the folder is renamed into place, so a reader
-never sees a partial copy and an interrupted copy leaves only a hidden folder that readers skip
-and the next submit cleans up. Only result.json, per_class.csv and done are copied, byte for byte
-as validated.
+A valid record is copied to RESULTS/<benchmark>/<method>/seed-<seed>/.
+
+Safe under any interleaving of processes: each target record has an exclusive lock beside it
+(`.seed-<seed>.lock`, tailbench.results.locks), and everything from "what is there now" to the
+copy happens while holding it. The files are written into a hidden staging folder whose name
+belongs to this process (tailbench.results.staging), and one rename makes the record appear; a
+copy interrupted at any point leaves only hidden names that readers skip and the next submit of
+the same record removes. Only result.json, per_class.csv and done are copied, byte for byte as
+validated.
 
 An invalid record is reported on one line (`rejected DIR: field: reason`) and nothing of it is
 copied; the command then exits with code 2 (valid records in the same call are still copied).
 
 When the target already holds a record: an identical one is left alone (reported as already
-submitted); a different one is refused unless --replace, which swaps the new folder in by rename
-and then deletes the old one.
+submitted); a different one is refused unless --replace, which swaps the new folder in by one
+rename and then deletes the old one.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from tailbench.errors import UserError
+from tailbench.results.locks import LockBusy, exclusive
+from tailbench.results.records import visible_folders
 from tailbench.results.schema import Checked, describe, validate_run
-from tailbench.results.store import _UMASK, DONE, PER_CLASS, RESULT, record_method_id, run_dir, write_atomic
+from tailbench.results.store import RECORD_FILES, clean_leftovers, record_method_id, run_dir, stage_and_publish
+from tailbench.results.writable import check_writable
 
-RECORD_FILES = (RESULT, PER_CLASS, DONE)
-TEMP_MARK = ".submit-"
+LOCK_WAIT_SECONDS = 120.0  # a copy takes milliseconds; a longer wait means a stuck holder
 
 
 def add_parser(subparsers) -> None:
@@ -49,14 +52,10 @@ def find_run_dirs(root: Path) -> list[Path]:
         raise UserError(f"{root} is not a folder; pass run folders (OUT/<benchmark>/<method>/seed-<seed>) or a folder above them")
     if any((root / name).exists() for name in RECORD_FILES):
         return [root]
-    found = {p.parent for name in RECORD_FILES for p in root.rglob(name) if not _hidden(p.parent, root)}
+    found = {folder for folder, files in visible_folders(root) if any(name in files for name in RECORD_FILES)}
     if not found:
         raise UserError(f"{root} holds no run records (no result.json, per_class.csv or done below it)")
     return sorted(found)
-
-
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
 @dataclass
@@ -67,59 +66,47 @@ class Outcome:
 
 
 def same_record(target: Path, checked: Checked) -> bool:
-    return all((target / name).is_file() and (target / name).read_bytes() == checked.files[name] for name in RECORD_FILES) and sorted(
-        p.name for p in target.iterdir()) == sorted(RECORD_FILES)
+    try:
+        names = sorted(p.name for p in target.iterdir())
+        return names == sorted(RECORD_FILES) and all((target / name).read_bytes() == checked.files[name] for name in RECORD_FILES)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
 
 
-def copy_record(checked: Checked, target: Path, replace: bool) -> str:
-    """Copy a validated record into place by rename; returns 'copied' or 'replaced'."""
+def lock_path(target: Path) -> Path:
+    return target.parent / f".{target.name}.lock"
+
+
+def copy_record(checked: Checked, target: Path, replace: bool) -> tuple[str, str]:
+    """Copy a validated record into place, deciding under the target's lock: returns
+    (status, detail) with status 'copied', 'replaced', 'unchanged' or 'rejected'."""
     parent = target.parent
     created = [p for p in reversed([parent, *parent.parents]) if not p.exists()]
     parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(parent, target.name)
-    staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}{TEMP_MARK}"))
-    old: Path | None = None
     try:
-        os.chmod(staging, 0o777 & ~_UMASK)
-        for name in RECORD_FILES:  # done last, as the harness writes it
-            write_atomic(staging / name, checked.files[name])
-        if target.exists() or target.is_symlink():
-            if not replace:
-                raise UserError(f"{target} appeared while copying; submit again (with --replace to replace it)")
-            old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.old-"))
-            old.rmdir()
-            os.rename(target, old)
-        try:
-            os.rename(staging, target)
-        except BaseException:
-            if old is not None:
-                os.rename(old, target)
-                old = None
-            raise
+        with exclusive(lock_path(target), LOCK_WAIT_SECONDS):
+            clean_leftovers(target)
+            present = target.exists() or target.is_symlink()
+            if present and same_record(target, checked):
+                return "unchanged", f"{target} already holds this record"
+            if present and not replace:
+                return "rejected", f"target: {target} already holds a different record for {describe(checked.result)}; pass --replace to replace it"
+            replaced = stage_and_publish(target, checked.files, "submit")
+    except LockBusy as busy:
+        raise UserError(f"{target} is being written by {busy.holder} for over {LOCK_WAIT_SECONDS:.0f} s; try again later") from None
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
         for folder in reversed(created):  # folders this copy made, deepest first, if still empty
             try:
                 folder.rmdir()
             except OSError:
                 break
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-        return "replaced"
-    return "copied"
-
-
-def _remove_stale_temporaries(parent: Path, name: str) -> None:
-    """Hidden folders that an interrupted submit of the same target left behind."""
-    for stale in parent.glob(f".{name}{TEMP_MARK}*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    return ("replaced" if replaced else "copied"), f"{describe(checked.result)} -> {target}"
 
 
 def submit(run_dirs: list[Path], results: Path, replace: bool = False) -> list[Outcome]:
     sources = [d for root in run_dirs for d in find_run_dirs(root)]
-    if results.exists() and not results.is_dir():
-        raise UserError(f"--results {results} is not a folder")
+    check_writable(results, "--results")
     outcomes: list[Outcome] = []
     targets: dict[Path, Path] = {}
     for source in sources:
@@ -133,14 +120,8 @@ def submit(run_dirs: list[Path], results: Path, replace: bool = False) -> list[O
             outcomes.append(Outcome(source, "rejected", f"benchmark, method and seed: {describe(result)} is also submitted from {targets[target]}"))
             continue
         targets[target] = source
-        if target.exists() and same_record(target, checked):
-            outcomes.append(Outcome(source, "unchanged", f"{target} already holds this record"))
-            continue
-        if target.exists() and not replace:
-            outcomes.append(Outcome(source, "rejected", f"target: {target} already holds a different record for {describe(result)}; pass --replace to replace it"))
-            continue
-        status = copy_record(checked, target, replace)
-        outcomes.append(Outcome(source, status, f"{describe(result)} -> {target}"))
+        status, detail = copy_record(checked, target, replace)
+        outcomes.append(Outcome(source, status, detail))
     return outcomes
 
 
