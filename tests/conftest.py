@@ -74,3 +74,12 @@ def fake_fmnist(tmp_path, monkeypatch):
 
 # Options that fit the fake files: 30 train images per class, 8 test.
 FAKE_FMNIST_OPTS = ["--dataset-opt", "n_max=20", "--dataset-opt", "n_min=2", "--dataset-opt", "val_per_class=3"]
+
+
+@pytest.fixture(scope="session")
+def digits_record(tmp_path_factory):
+    """One real run record (digits-lt, ce, seed 0, one epoch, CPU), shared read-only by the
+    robustness tests: copy it before changing it."""
+    out = tmp_path_factory.mktemp("digits-record")
+    assert main(["run", "--dataset", "digits-lt", "--method", "ce", "--seed", "0", "--epochs", "1", "--device", "cpu", "--out", str(out), "--quiet"]) == 0
+    return out / "digits-lt@epochs=1" / "ce" / "seed-0"
