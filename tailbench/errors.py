@@ -43,12 +43,12 @@ def run_signals() -> Iterator[None]:
 
 
 _ADVICE = {
-    errno.ENOSPC: "the disk is full: free some space and run again",
-    errno.EDQUOT: "your disk quota is full: free some space and run again",
-    errno.EROFS: "the file system is read-only: choose a writable folder",
-    errno.EACCES: "permission denied: fix the folder's permissions or choose another one",
-    errno.EPERM: "the operation is not permitted (an immutable file or folder?): choose another folder",
-    errno.ENAMETOOLONG: "a file name is too long: choose shorter names",
+    errno.ENOSPC: "free some space and run again",
+    errno.EDQUOT: "free some space (your quota is full) and run again",
+    errno.EROFS: "choose a folder on a writable file system",
+    errno.EACCES: "fix the permissions or choose another folder",
+    errno.EPERM: "(an immutable file or folder?) choose another folder",
+    errno.ENAMETOOLONG: "choose shorter names",
     errno.ENOTDIR: "a file stands where a folder is needed",
     errno.EISDIR: "a folder stands where a file is needed",
 }

@@ -187,6 +187,8 @@ def removing_new_empty_folders(root: Path) -> Iterator[None]:
         for folder in missing_parents:  # deepest first
             try:
                 folder.rmdir()
+            except FileNotFoundError:
+                continue
             except OSError:
                 break
         raise
