@@ -221,28 +221,25 @@ def faults(work: Path, totals: dict, full_disk: bool) -> None:
                 subprocess.run(["umount", str(mount)], check=False)
 
 
+SIGTERM_DRIVER = """
+import os, signal, sys, time
+from tailbench.benchmarks import runner
+real = runner.train
+def train(*args, **kwargs):  # SIGTERM arrives once training has begun, as a scheduler's would
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)
+    return real(*args, **kwargs)
+runner.train = train
+from tailbench.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def _sigterm_run(out: Path) -> tuple[int, str]:
-    from tailbench.benchmarks import runner
-
-    real = runner.train
-
-    def train(*args, **kwargs):
-        os.kill(os.getpid(), signal.SIGTERM)
-        import time
-        time.sleep(2)
-        return real(*args, **kwargs)
-
-    runner.train = train
-    pid = os.fork()
-    if pid == 0:  # a child: without a handler SIGTERM ends the process silently
-        code, text = cli([*RUN, "--out", out])
-        print(json.dumps([code, text]), file=open(out.parent / "sigterm.json", "w"))
-        os._exit(0)
-    _, status = os.waitpid(pid, 0)
-    runner.train = real
-    if (out.parent / "sigterm.json").exists():
-        return tuple(json.loads((out.parent / "sigterm.json").read_text()))
-    return os.waitstatus_to_exitcode(status), "(killed by the signal, no message)"
+    """A fresh process (forking one that has trained would inherit torch's thread pools)."""
+    child = subprocess.run([sys.executable, "-c", SIGTERM_DRIVER, *[str(a) for a in RUN], "--out", str(out)],
+                           capture_output=True, text=True, timeout=600)
+    return child.returncode, child.stderr or "(killed by the signal, no message)"
 
 
 def bad_inputs(record: Path, work: Path, totals: dict) -> None:

@@ -133,7 +133,7 @@ def test_a_full_disk_during_the_record_write_is_one_line_and_leaves_the_old_reco
     result = cli(*args, *(["--force"] if earlier else []))
     assert result.code == 2
     line = result.error_line()
-    assert "No space left on device; free some space and run again" in line
+    assert "result.json: No space left on device; free some space and run again" in line or "per_class.csv: No space" in line
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # nothing half-written, nothing lost
     assert not [p for p in out.rglob(".*")]
 
@@ -153,3 +153,25 @@ def test_force_writes_beside_the_old_record_and_swaps_it_in(tmp_path, monkeypatc
     write_run(directory, record(2), ROWS)
     assert seen == [(1, True, ["done", "per_class.csv", "result.json"])]  # old record whole until the swap
     assert [run.result["summary"]["marker"] for run in iter_runs(tmp_path)] == [2]
+
+
+def test_a_run_lock_held_across_a_forced_write_stays_held(tmp_path):
+    """The lock in the run folder (`<run dir>/.lock`) keeps its identity when the folder is swapped."""
+    from tailbench.results.locks import LockBusy, exclusive
+
+    directory = run_dir(tmp_path, "b", "ce", 0)
+    write_run(directory, record(1), ROWS)
+    (directory / ".partial").mkdir()  # a checkpoint of the run being finished
+    with exclusive(directory / ".lock"):
+        write_run(directory, record(2), ROWS)
+        assert sorted(p.name for p in directory.iterdir()) == [".lock", "done", "per_class.csv", "result.json"]
+        pid = os.fork()
+        if pid == 0:
+            try:
+                with exclusive(directory / ".lock"):
+                    os._exit(1)  # taken: the lock was free for a moment
+            except LockBusy:
+                os._exit(0)
+            os._exit(2)
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    assert sorted(p.name for p in directory.iterdir()) == ["done", "per_class.csv", "result.json"]

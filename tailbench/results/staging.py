@@ -10,7 +10,9 @@ unless older than STALE_FOREIGN_SECONDS (that host's pids cannot be checked from
 exchanged with it in one step (Linux renameat2 RENAME_EXCHANGE), so readers see the old record
 or the new one and a crash leaves one of them in place; where the exchange is not available,
 the old folder is first renamed to a hidden `.old-` name, which the next clean-up puts back if
-the process died before the new folder took its place.
+the process died before the new folder took its place. Hidden files of the old folder (the run
+lock, `<run dir>/.lock`) are hard-linked into the new one first (`carry_hidden_files`), so a
+lock held across the swap stays held.
 """
 
 from __future__ import annotations
@@ -113,6 +115,27 @@ def clean_stale_files(folder: Path, names: tuple[str, ...]) -> list[Path]:
             _remove(path)
             removed.append(path)
     return removed
+
+
+def carry_hidden_files(old: Path, new: Path) -> None:
+    """Hard-link the hidden files of the folder about to be replaced (the run lock its writer
+    holds) into the replacement, so that they keep their identity (inode) through the swap and a
+    lock is never free for a moment. Hidden folders (a finished run's checkpoints) and temporary
+    files stay with the old folder and go with it."""
+    try:
+        entries = list(os.scandir(old))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        if not entry.name.startswith(".") or entry.name.endswith(".tmp"):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False):
+                os.link(entry.path, new / entry.name)
+        except FileNotFoundError:  # released meanwhile: nothing to carry
+            continue
+        except OSError:  # a file system without hard links: the file stays with the old folder
+            continue
 
 
 def _exchange(a: Path, b: Path) -> bool:

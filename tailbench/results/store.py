@@ -19,7 +19,7 @@ import os
 import shutil
 from pathlib import Path
 
-from tailbench.results.staging import clean_stale, clean_stale_files, fsync_folder, owner_tag, publish, staging_name
+from tailbench.results.staging import carry_hidden_files, clean_stale, clean_stale_files, fsync_folder, owner_tag, publish, staging_name
 
 RESULT, PER_CLASS, DONE = "result.json", "per_class.csv", "done"
 
@@ -82,8 +82,10 @@ def write_atomic(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename is None:
+            error.filename = str(path)  # a full disk met while writing: say where
         raise
 
 
@@ -132,6 +134,7 @@ def stage_and_publish(target: Path, files: dict[str, bytes], kind: str) -> bool:
     staging.mkdir()
     try:
         write_record_files(staging, files)
+        carry_hidden_files(target, staging)
         old = publish(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
