@@ -247,3 +247,20 @@ def test_compare_names_what_is_missing(results, cli):
     assert result.code == 2 and "has no entry for method 'ldam'" in result.error_line()
     result = cli("compare", "nope", "ce", "ce+drs", "--results", results)
     assert result.code == 2 and "no run records for benchmark 'nope'" in result.error_line()
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(tmp_path):
+    """Formula injection through a method name: text cells starting with =, +, -, @ get a leading
+    apostrophe; numbers, negative ones included, stay numbers."""
+    root = tmp_path / "results"
+    for name in ('=HYPERLINK("http:evil")', "+1", "-cmd", "@SUM(A1)"):
+        fake_record(root, "digits-lt", name, 0)
+    fake_record(root, "digits-lt", "ce", 0)
+    files = render_files(root)
+    summary = list(csv.DictReader(io.StringIO(files["summary.csv"].decode())))
+    methods = sorted(r["method"] for r in summary)
+    assert methods == ["'+1", "'-cmd", "'=HYPERLINK(\"http:evil\")", "'@SUM(A1)", "ce"]
+    assert all(float(r["spearman_ekld_count_rot_mean"]) == -0.9 for r in summary)  # written -0.9, a number
+    assert b"\n-0.9" not in files["summary.csv"] and b",-0.9," in files["summary.csv"]
+    per_class = list(csv.DictReader(io.StringIO(files["per_class.csv"].decode())))
+    assert {r["method"] for r in per_class} == set(methods)

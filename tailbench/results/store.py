@@ -19,7 +19,18 @@ import os
 import shutil
 from pathlib import Path
 
-from tailbench.results.staging import carry_hidden_files, clean_stale, clean_stale_files, fsync_folder, owner_tag, publish, staging_name
+from tailbench.results.staging import (
+    carry_hidden_files,
+    clean_stale,
+    clean_stale_files,
+    fsync_folder,
+    owner_tag,
+    publish,
+    staging_name,
+)
+from tailbench.results.writable import (
+    PROBE,  # its probe file, removed here if its process died
+)
 
 RESULT, PER_CLASS, DONE = "result.json", "per_class.csv", "done"
 
@@ -119,7 +130,7 @@ STAGING_KINDS = ("write", "submit")  # the hidden siblings the harness and `tail
 def clean_leftovers(directory: Path) -> list[Path]:
     """What killed writers of this record left: staging folders beside it and temporary files in
     it (only those of dead processes, and only names tailbench makes)."""
-    return clean_stale(directory, STAGING_KINDS) + clean_stale_files(directory, RECORD_FILES)
+    return clean_stale(directory, STAGING_KINDS) + clean_stale_files(directory, (*RECORD_FILES, PROBE))
 
 
 def write_record_files(folder: Path, files: dict[str, bytes]) -> None:

@@ -17,6 +17,8 @@ from pathlib import Path
 from tailbench.errors import UserError
 from tailbench.results.staging import owner_tag
 
+PROBE = "tailbench-probe"  # `.tailbench-probe.<owner>.tmp`; tailbench.results.store removes one a killed process left
+
 NEED_BYTES = 64 * 2**20  # a record is kilobytes; checkpoints and the leaderboard's plots are more
 
 
@@ -44,7 +46,7 @@ def check_writable(folder: Path, option: str = "--out", need_bytes: int = NEED_B
         what = "a file" if existing.exists() else "a broken link" if existing.is_symlink() else "not a folder"
         where = f"{option} {folder}" if existing == folder.absolute() else f"{option} {folder}: {existing}"
         raise UserError(f"{where} is {what}, not a folder; choose another {option}")
-    probe = existing / f".tailbench-probe.{owner_tag()}.tmp"
+    probe = existing / f".{PROBE}.{owner_tag()}.tmp"
     try:
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         os.unlink(probe)
