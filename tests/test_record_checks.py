@@ -176,3 +176,17 @@ def test_readers_skip_hidden_folders_and_read_each_record_from_one_folder(digits
     shutil.copytree(digits_record, results / BENCHMARK / "ce" / ".seed-1.submit-abc")
     shutil.copytree(digits_record, results / ".hidden" / BENCHMARK / "ce" / "seed-2")
     assert [r.seed for r in iter_runs(results)] == [0]
+
+
+def test_every_committed_record_passes_every_check():
+    """results/ is what the leaderboard shows: each record must be one `submit` accepts today."""
+    from pathlib import Path
+
+    from tailbench.results.records import visible_folders
+
+    root = Path(__file__).resolve().parents[1] / "results"
+    folders = [folder for folder, files in visible_folders(root) if "done" in files]
+    assert folders, "no committed records found"
+    checked = [validate_run(folder) for folder in folders]
+    refused = {str(c.directory.relative_to(root)): c.reason() for c in checked if not c.ok}
+    assert not refused, refused
