@@ -264,5 +264,5 @@ def main(argv: list[str] | None = None) -> int:
         print("tailbench: terminated (SIGTERM); no partial record was written (a run resumes from its last checkpoint when the same command runs again)", file=sys.stderr)
         return Terminated.exit_code
     except KeyboardInterrupt:
-        print("tailbench: interrupted; nothing of the unfinished run was written", file=sys.stderr)
+        print("tailbench: interrupted; no partial record was written (a run resumes from its last checkpoint when the same command runs again)", file=sys.stderr)
         return 130
