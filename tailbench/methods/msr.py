@@ -43,14 +43,17 @@ entry), ``msr_meta_seconds`` (what meta-training cost when it ran) and ``msr_met
 
 from __future__ import annotations
 
-import torch
-import torch.nn as nn
+from typing import TYPE_CHECKING
 
 from tailbench.errors import UserError
 from tailbench.methods.base import MethodContext, MethodPart
 from tailbench.methods.registry import register_method
-from tailbench.msr.layers import SharedConv2d, sharing_rank
-from tailbench.msr.meta import MetaConfig
+
+if TYPE_CHECKING:  # torch and the MSR modules load with the run, not with the registry
+    import torch
+    import torch.nn as nn
+
+    from tailbench.msr.layers import SharedConv2d
 
 PROBE_IMAGES = 512  # clean training images the learned-invariance figures are measured on
 PROBE_FILTERS = 64  # random filter parameters v per figure
@@ -81,8 +84,8 @@ class MetaLearnedSharing(MethodPart):
         "meta_seed": 0,  # shared by every run seed; -1: the run's seed
     }
 
-    def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
-        super().__init__(ctx, hp)
+    @classmethod
+    def check_hparams(cls, hp: dict[str, object]) -> None:
         for key in POSITIVE_INTS:
             if int(hp[key]) < 1:  # type: ignore[call-overload]
                 raise UserError(f"--hp msr.{key}={hp[key]} must be a positive integer")
@@ -97,6 +100,13 @@ class MetaLearnedSharing(MethodPart):
             raise UserError(f"--hp msr.order={hp['order']} must be 1 (first-order) or 2 (second-order)")
         if int(hp["meta_seed"]) < -1:  # type: ignore[call-overload]
             raise UserError(f"--hp msr.meta_seed={hp['meta_seed']} must be -1 (the run's seed) or a seed")
+
+    def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
+        super().__init__(ctx, hp)
+        import torch
+
+        from tailbench.msr.meta import MetaConfig
+
         if ctx.nuisance is None:
             raise UserError("msr meta-trains on nuisance-transformed queries: use a dataset with a known nuisance (e.g. fmnist-rot-lt)")
         counts = ctx.class_counts.cpu()
@@ -143,7 +153,10 @@ class MetaLearnedSharing(MethodPart):
         self.figures = self._measure(clean, family, mean, std)
 
     def _measure(self, clean: torch.Tensor, family, mean: torch.Tensor, std: torch.Tensor) -> dict[str, float]:
+        import torch
+
         from tailbench.msr.equivariance import equivariance_error
+        from tailbench.msr.layers import sharing_rank
 
         device = clean.device
         draws = torch.Generator(device=device).manual_seed(self.meta_seed)
@@ -164,6 +177,11 @@ class MetaLearnedSharing(MethodPart):
         }
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
+        import torch
+        import torch.nn as nn
+
+        from tailbench.msr.layers import SharedConv2d
+
         if self.result is None:
             raise RuntimeError("msr.wrap_model called before prepare")
         name, conv = next(((n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)), (None, None))
