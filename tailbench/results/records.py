@@ -1,4 +1,4 @@
-"""Reading run records back: only complete runs, as plain data (JSON and CSV; nothing executed).
+"""Reading run records back: only complete runs, as typed records (JSON and CSV; nothing executed).
 
 Readers run while writers work (a sweep, `tailbench submit`): hidden folders (a name starting
 with '.', where writers stage and lock) are never entered, a folder that vanishes or is swapped
@@ -17,30 +17,40 @@ from typing import Iterator
 import pandas as pd
 
 from tailbench.errors import UserError
+from tailbench.results.record import RunRecord
 from tailbench.results.safe_json import MAX_BYTES, JsonTooLarge, loads_bounded
-from tailbench.results.store import DONE, PER_CLASS, RESULT, record_method_id
+from tailbench.results.store import DONE, PER_CLASS, RESULT
 
 _GONE = (FileNotFoundError, NotADirectoryError)
 
 
 @dataclass
-class RunRecord:
+class StoredRun:
     directory: Path
-    result: dict
+    record: RunRecord
     per_class: pd.DataFrame
 
     @property
     def benchmark(self) -> str:
-        return self.result["benchmark"]
+        return self.record.benchmark
 
     @property
     def method(self) -> str:
         """The leaderboard entry: the spec plus `@part.key=value` per changed hyper-parameter."""
-        return record_method_id(self.result)
+        return self.record.entry
 
     @property
     def seed(self) -> int:
-        return int(self.result["seed"])
+        return self.record.seed
+
+    @property
+    def summary(self) -> dict[str, float | None]:
+        return self.record.summary.as_dict()
+
+    @property
+    def result(self) -> dict:
+        """The record as the JSON object result.json holds (for code that reads it as a dict)."""
+        return self.record.to_json()
 
 
 def visible_folders(root: Path) -> Iterator[tuple[Path, set[str]]]:
@@ -94,33 +104,49 @@ def read_record_files(directory: Path, attempts: int = 3) -> dict[str, bytes] | 
     return None
 
 
-def parse_run(directory: Path, files: dict[str, bytes]) -> RunRecord:
+def record_from_json(path: Path, data: bytes) -> RunRecord:
+    """A result.json's bytes as a validated RunRecord; a record that is not one is a one-line UserError."""
+    from tailbench.results.schema import validate_record
+
     try:
-        result = loads_bounded(files[RESULT])
+        result = loads_bounded(data)
     except JsonTooLarge as error:
-        raise UserError(f"{directory / RESULT} {error}; check it with `tailbench submit` or remove it") from None
+        raise UserError(f"{path} {error}; check it with `tailbench submit` or remove it") from None
     if not isinstance(result, dict):
-        raise UserError(f"{directory / RESULT} is not a JSON object; check it with `tailbench submit` or remove it")
+        raise UserError(f"{path} is not a JSON object; check it with `tailbench submit` or remove it")
+    record, problems = validate_record(result)
+    if record is None:
+        field, why = problems[0]
+        raise UserError(f"{path}: {field}: {why}; a run record must pass `tailbench submit`'s checks")
+    return record
+
+
+def parse_run(directory: Path, files: dict[str, bytes]) -> StoredRun:
+    record = record_from_json(directory / RESULT, files[RESULT])
     try:
         per_class = pd.read_csv(io.BytesIO(files[PER_CLASS]), dtype={"class_name": str})
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise UserError(f"{directory / PER_CLASS} cannot be read as CSV ({' '.join(str(error).split())[:200]})") from None
-    record = RunRecord(directory, result, per_class)
+    return StoredRun(directory, record, per_class)
+
+
+def load_record(path: Path) -> RunRecord:
+    """One result.json as a validated RunRecord."""
     try:
-        record.benchmark.lower(), record.method.lower(), record.seed
-    except (KeyError, TypeError, ValueError, AttributeError):
-        raise UserError(f"{directory / RESULT} lacks a benchmark, method or seed; check it with `tailbench submit` or remove it") from None
-    return record
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise UserError(f"{path}: cannot be read ({error.strerror or error})") from None
+    return record_from_json(Path(path), data)
 
 
-def read_run(directory: Path) -> RunRecord:
+def read_run(directory: Path) -> StoredRun:
     files = read_record_files(Path(directory))
     if files is None:
         raise UserError(f"{directory} is not a complete run record (result.json, per_class.csv and done)")
     return parse_run(Path(directory), files)
 
 
-def iter_runs(root: Path) -> list[RunRecord]:
+def iter_runs(root: Path) -> list[StoredRun]:
     """Every complete run under root (any depth), sorted by benchmark, method and seed."""
     runs = []
     for folder, files in visible_folders(Path(root)):

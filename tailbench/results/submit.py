@@ -32,7 +32,7 @@ from tailbench.errors import UserError
 from tailbench.results.locks import LockBusy, exclusive
 from tailbench.results.records import visible_folders
 from tailbench.results.schema import Checked, describe, validate_run
-from tailbench.results.store import RECORD_FILES, clean_leftovers, record_method_id, run_dir, stage_and_publish
+from tailbench.results.store import RECORD_FILES, clean_leftovers, run_dir, stage_and_publish
 from tailbench.results.writable import check_writable
 
 LOCK_WAIT_SECONDS = 120.0  # a copy takes milliseconds; a longer wait means a stuck holder
@@ -90,7 +90,7 @@ def copy_record(checked: Checked, target: Path, replace: bool) -> tuple[str, str
             if present and same_record(target, checked):
                 return "unchanged", f"{target} already holds this record"
             if present and not replace:
-                return "rejected", f"target: {target} already holds a different record for {describe(checked.result)}; pass --replace to replace it"
+                return "rejected", f"target: {target} already holds a different record for {describe(checked.record)}; pass --replace to replace it"
             replaced = stage_and_publish(target, checked.files, "submit")
     except LockBusy as busy:
         raise UserError(f"{target} is being written by {busy.holder} for over {LOCK_WAIT_SECONDS:.0f} s; try again later") from None
@@ -101,7 +101,7 @@ def copy_record(checked: Checked, target: Path, replace: bool) -> tuple[str, str
             except OSError:
                 break
         raise
-    return ("replaced" if replaced else "copied"), f"{describe(checked.result)} -> {target}"
+    return ("replaced" if replaced else "copied"), f"{describe(checked.record)} -> {target}"
 
 
 def submit(run_dirs: list[Path], results: Path, replace: bool = False) -> list[Outcome]:
@@ -114,10 +114,10 @@ def submit(run_dirs: list[Path], results: Path, replace: bool = False) -> list[O
         if not checked.ok:
             outcomes.append(Outcome(source, "rejected", checked.reason()))
             continue
-        result = checked.result
-        target = run_dir(results, result["benchmark"], record_method_id(result), result["seed"])
+        record = checked.record
+        target = run_dir(results, record.benchmark, record.entry, record.seed)
         if target in targets:
-            outcomes.append(Outcome(source, "rejected", f"benchmark, method and seed: {describe(result)} is also submitted from {targets[target]}"))
+            outcomes.append(Outcome(source, "rejected", f"benchmark, method and seed: {describe(record)} is also submitted from {targets[target]}"))
             continue
         targets[target] = source
         status, detail = copy_record(checked, target, replace)
