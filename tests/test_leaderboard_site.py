@@ -264,3 +264,19 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(tmp_path):
     assert b"\n-0.9" not in files["summary.csv"] and b",-0.9," in files["summary.csv"]
     per_class = list(csv.DictReader(io.StringIO(files["per_class.csv"].decode())))
     assert {r["method"] for r in per_class} == set(methods)
+
+
+def test_entries_that_ran_external_code_are_marked(tmp_path):
+    import hashlib
+
+    text = "# my loss\n"
+    code = {"origin": "file", "code": {"file": "my_loss.py", "sha256": hashlib.sha256(text.encode()).hexdigest(), "text": text}}
+    root = tmp_path / "results"
+    fake_record(root, "digits-lt", "ce", 0)
+    fake_record(root, "digits-lt", "mine", 0, code=code)
+    files = render_files(root)
+    page = files["index.html"].decode()
+    assert page.count('<span class="badge external" title="mine (my_loss.py)">external code</span>') == 1
+    markdown = files["LEADERBOARD.md"].decode()
+    assert "| `mine` ‡ | 1 |" in markdown and "| `ce` | 1 |" in markdown
+    assert "‡ runs method parts from outside tailbench (their run records hold the source): `mine`: mine (my\\_loss.py)." in markdown
