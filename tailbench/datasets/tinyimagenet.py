@@ -39,7 +39,7 @@ from tailbench.datasets.profiles import exp_sizes
 from tailbench.datasets.registry import register_dataset
 from tailbench.datasets.sources import is_data_file, is_data_folder, list_folder, missing_files_error, unpinned, unreadable, verify
 from tailbench.errors import UserError
-from tailbench.nuisance import NATURAL_FAMILIES
+from tailbench.families import NATURAL_FAMILIES
 
 FOLDER = "tiny-imagenet-200"
 ZIP_NAME = "tiny-imagenet-200.zip"

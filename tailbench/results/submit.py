@@ -28,12 +28,16 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
+from tailbench import cli_options
 from tailbench.errors import UserError
 from tailbench.results.locks import LockBusy, exclusive
-from tailbench.results.records import visible_folders
-from tailbench.results.schema import Checked, describe, validate_run
 from tailbench.results.store import RECORD_FILES, clean_leftovers, run_dir, stage_and_publish
 from tailbench.results.writable import check_writable
+
+if TYPE_CHECKING:  # the record models and readers load when the command runs, not at CLI start
+    from tailbench.results.schema import Checked
 
 LOCK_WAIT_SECONDS = 120.0  # a copy takes milliseconds; a longer wait means a stuck holder
 
@@ -41,13 +45,15 @@ LOCK_WAIT_SECONDS = 120.0  # a copy takes milliseconds; a longer wait means a st
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("submit", help="validate run records and copy the valid ones into results/")
     p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="a run folder, or a folder of run folders")
-    p.add_argument("--results", type=Path, default=Path("results"), help="the results folder (default: results)")
+    cli_options.results(p)
     p.add_argument("--replace", action="store_true", help="replace a different record already at the target")
     p.set_defaults(func=cmd_submit)
 
 
 def find_run_dirs(root: Path) -> list[Path]:
     """root itself when it is a run folder, else every run folder below it (sorted)."""
+    from tailbench.results.records import visible_folders
+
     if not root.is_dir():
         raise UserError(f"{root} is not a folder; pass run folders (OUT/<benchmark>/<method>/seed-<seed>) or a folder above them")
     if any((root / name).exists() for name in RECORD_FILES):
@@ -90,7 +96,7 @@ def copy_record(checked: Checked, target: Path, replace: bool) -> tuple[str, str
             if present and same_record(target, checked):
                 return "unchanged", f"{target} already holds this record"
             if present and not replace:
-                return "rejected", f"target: {target} already holds a different record for {describe(checked.record)}; pass --replace to replace it"
+                return "rejected", f"target: {target} already holds a different record for {checked.record.describe()}; pass --replace to replace it"
             replaced = stage_and_publish(target, checked.files, "submit")
     except LockBusy as busy:
         raise UserError(f"{target} is being written by {busy.holder} for over {LOCK_WAIT_SECONDS:.0f} s; try again later") from None
@@ -101,10 +107,12 @@ def copy_record(checked: Checked, target: Path, replace: bool) -> tuple[str, str
             except OSError:
                 break
         raise
-    return ("replaced" if replaced else "copied"), f"{describe(checked.record)} -> {target}"
+    return ("replaced" if replaced else "copied"), f"{checked.record.describe()} -> {target}"
 
 
 def submit(run_dirs: list[Path], results: Path, replace: bool = False) -> list[Outcome]:
+    from tailbench.results.schema import validate_run
+
     sources = [d for root in run_dirs for d in find_run_dirs(root)]
     check_writable(results, "--results")
     outcomes: list[Outcome] = []
@@ -117,7 +125,7 @@ def submit(run_dirs: list[Path], results: Path, replace: bool = False) -> list[O
         record = checked.record
         target = run_dir(results, record.benchmark, record.entry, record.seed)
         if target in targets:
-            outcomes.append(Outcome(source, "rejected", f"benchmark, method and seed: {describe(record)} is also submitted from {targets[target]}"))
+            outcomes.append(Outcome(source, "rejected", f"benchmark, method and seed: {record.describe()} is also submitted from {targets[target]}"))
             continue
         targets[target] = source
         status, detail = copy_record(checked, target, replace)
