@@ -50,6 +50,7 @@ def problems_after(record_json: dict, change) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("change, expected", [
     (lambda r: r["provenance"].update(started="2026-01-01T00:00:00"), ("provenance.started", "'2026-01-01T00:00:00' has no UTC offset")),
     (lambda r: r["provenance"].update(finished="soon"), ("provenance.finished", "'soon' is not an ISO 8601 timestamp")),
+    (lambda r: r["provenance"].update(finished=1767225600), ("provenance.finished", "expected an ISO 8601 timestamp string, got int")),
     (lambda r: r["summary"].update(learned_width="wide"), ("summary.learned_width", "expected a number, got string")),
     (lambda r: r["summary"].update(ekld_rot=-1.0), ("summary.ekld_rot", "-1 is below the minimum 0")),
     (lambda r: r["summary"].pop("tail_ekld_bg"), ("summary.tail_ekld_bg", "missing")),

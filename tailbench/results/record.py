@@ -31,8 +31,10 @@ import json
 import math
 from typing import Annotated, Any, Literal
 
+from datetime import datetime
+
 from pydantic import (
-    AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, PlainSerializer, model_validator,
+    AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, PlainSerializer, model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -54,7 +56,18 @@ Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 # An int stays an int and a float a float (an epoch count override must not come back as 1.0).
 NumberOverride = Annotated[int, Field(ge=0)] | Annotated[float, Field(ge=0.0)]
 Scalar = str | int | float | bool
-Timestamp = Annotated[AwareDatetime, Field(strict=False), PlainSerializer(lambda t: t.isoformat(), return_type=str)]
+
+
+def _timestamp_text(value: object) -> object:
+    """Timestamps are ISO 8601 text in JSON (a datetime from the harness); a number is not one."""
+    if not isinstance(value, (str, datetime)):
+        kind = "null" if value is None else type(value).__name__
+        raise PydanticCustomError("timestamp_type", "expected an ISO 8601 timestamp string, got {kind}", {"kind": kind})
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, Field(strict=False), BeforeValidator(_timestamp_text),
+                      PlainSerializer(lambda t: t.isoformat(), return_type=str)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 

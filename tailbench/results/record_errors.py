@@ -15,6 +15,7 @@ TYPE_WORDS = {
     "int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
     "dict": "an object", "list": "a list", "model": "an object",
 }
+OWN_MESSAGES = {"timestamp_type", "code_hash"}  # errors the models raise with their own wording
 UNION_TAGS = {"int", "float", "str", "bool", "constrained-int", "constrained-float", "constrained-str"}
 
 
@@ -37,6 +38,8 @@ def _number(value: object) -> str:
 
 def reason(error: dict, version: object) -> str:
     kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    if kind in OWN_MESSAGES:
+        return error["msg"]
     if kind == "missing":
         return "missing"
     if kind == "extra_forbidden":
