@@ -73,7 +73,7 @@ def train_with(kind, spec: str, **kwargs):
     return [p.detach().clone() for p in model.parameters()], sums, step
 
 
-@pytest.mark.parametrize("spec", ["ce", "ce+drw", "ldam+drs", "bsce+rs"])
+@pytest.mark.parametrize("spec", ["ce", "ce+drw", "ldam+drs", "bsce+rs", "ce+mixup", "bsce+drw+cutmix", "ce+drs+remix"])
 def test_replayed_steps_train_exactly_as_eager_steps(spec):
     eager_params, eager_sums, _ = train_with(EagerStep, spec)
     recorder = Recorder()
