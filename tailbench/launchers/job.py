@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator
 
 if TYPE_CHECKING:
-    from tailbench.benchmarks.runner import RunConfig
+    from tailbench.benchmarks.config import RunConfig
 
 # Runs sharing one GPU when --jobs is not given (local: at once on this machine's GPU; ray: the
 # fraction 1/N of a GPU that each run asks for). On a CPU the local default is 1.

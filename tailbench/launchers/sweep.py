@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from tailbench.benchmarks.progress import console
-from tailbench.benchmarks.runner import RunConfig, resolve
+from tailbench.benchmarks.config import RunConfig, resolve
 from tailbench.launchers.job import Job
 from tailbench.launchers.report import summarize
 from tailbench.launchers.settings import LaunchSettings
