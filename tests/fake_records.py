@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tailbench.results import SCHEMA_VERSION
@@ -37,15 +38,19 @@ def fake_record(root: Path, benchmark: str, method: str, seed: int, shift: float
         })
     summary.update(learned or {})
     epochs = 1
+    spec, *settings = method.split("@")  # an entry name: the spec, then @part.key=value per changed hyper-parameter
+    names = spec.split("+")
+    changed = {key: _value(value) for key, _, value in (setting.partition("=") for setting in settings)}
+    hparams = {part: {key.split(".", 1)[1]: value for key, value in changed.items() if key.split(".")[0] == part} for part in names}
     result = {
         "schema_version": SCHEMA_VERSION,
         "benchmark": benchmark,
         "dataset": {"name": benchmark.split("@")[0], "id": benchmark.split("@")[0], "options": {}, "num_classes": len(TRAIN),
                     "manifest_sha256": "ab" * 32, "manifest_frozen": True, "nuisance": None,
                     "invariance_families": list(families), "sources": [], "train_size": sum(TRAIN), "val_size": 100, "test_size": 400},
-        "method": {"spec": method, "parts": [{"name": part, "kind": "loss" if i == 0 else "augmentation", "paper": "-", **(code or {"origin": "builtin"})}
-                                             for i, part in enumerate(method.split("@")[0].split("+"))],
-                   "hparams": {part: {} for part in method.split("@")[0].split("+")}, "changed": {}},
+        "method": {"spec": spec, "parts": [{"name": part, "kind": "loss" if i == 0 else "augmentation", "paper": "-", **(code or {"origin": "builtin"})}
+                                           for i, part in enumerate(names)],
+                   "hparams": hparams, "changed": changed},
         "seed": seed,
         "recipe": {"name": "digits", "model": "cifar_resnet8", "epochs": epochs, "batch_size": 64, "lr": 0.05, "momentum": 0.9,
                    "weight_decay": 5e-4, "nesterov": False, "warmup_epochs": 0, "milestones": [], "factors": [], "augment": [],
@@ -61,3 +66,11 @@ def fake_record(root: Path, benchmark: str, method: str, seed: int, shift: float
     directory = run_dir(root, benchmark, method, seed)
     write_run(directory, result, rows)
     return directory
+
+
+def _value(text: str) -> object:
+    """A hyper-parameter as the entry name writes it, typed back (true, 32, 0.5, or text)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
