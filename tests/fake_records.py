@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from tailbench.results import SCHEMA_VERSION
@@ -16,6 +17,15 @@ def fake_record(root: Path, benchmark: str, method: str, seed: int, shift: float
     """A complete record (it passes the record models, not the registry checks) whose per-class
     accuracy falls with class size, moved by `shift` and the seed. `code`: every part's origin and
     code (e.g. {"origin": "file", "code": {...}}); default: built in."""
+    result, rows = fake_result(benchmark, method, seed, shift, families, learned, device_type, code)
+    directory = run_dir(root, benchmark, method, seed)
+    write_run(directory, result, rows)
+    return directory
+
+
+def fake_result(benchmark: str, method: str, seed: int = 0, shift: float = 0.0, families=("rot", "bg"),
+                learned: dict[str, float] | None = None, device_type: str = "cpu", code: dict | None = None) -> tuple[dict, list[dict]]:
+    """fake_record's result.json and per_class.csv rows."""
     rows = []
     for k, n in enumerate(TRAIN):
         acc = min(1.0, max(0.0, 0.2 + 0.006 * n + shift + 0.01 * seed))
@@ -38,8 +48,10 @@ def fake_record(root: Path, benchmark: str, method: str, seed: int, shift: float
         })
     summary.update(learned or {})
     epochs = 1
-    spec, *settings = method.split("@")  # an entry name: the spec, then @part.key=value per changed hyper-parameter
-    names = spec.split("+")
+    spec, settings = method, []
+    if re.fullmatch(r"[^@]+(@[\w-]+\.\w+=[^@]*)+", method):  # an entry name: the spec, then @part.key=value per changed hyper-parameter
+        spec, *settings = method.split("@")
+    names = spec.split("+") if all(spec.split("+")) else [spec]  # a name that is no spec (a test's odd text): one part
     changed = {key: _value(value) for key, _, value in (setting.partition("=") for setting in settings)}
     hparams = {part: {key.split(".", 1)[1]: value for key, value in changed.items() if key.split(".")[0] == part} for part in names}
     result = {
@@ -63,9 +75,7 @@ def fake_record(root: Path, benchmark: str, method: str, seed: int, shift: float
                                    "deterministic": True, "train_step": "eager"},
                        "started": "2026-01-01T00:00:00+00:00", "finished": "2026-01-01T00:01:00+00:00", "wall_seconds": 60.0},
     }
-    directory = run_dir(root, benchmark, method, seed)
-    write_run(directory, result, rows)
-    return directory
+    return result, rows
 
 
 def _value(text: str) -> object:

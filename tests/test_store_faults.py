@@ -12,6 +12,7 @@ import signal
 
 import pytest
 
+from fake_records import fake_result
 from tailbench.results import staging, store
 from tailbench.results.records import iter_runs
 from tailbench.results.store import run_dir, write_run
@@ -20,7 +21,9 @@ ROWS = [{"class": 0, "class_name": "a", "train_count": 3, "test_acc": 0.5}, {"cl
 
 
 def record(seed_marker: int) -> dict:
-    return {"benchmark": "b", "method": {"spec": "ce"}, "seed": 0, "summary": {"marker": seed_marker}}
+    result, _ = fake_result("b", "ce", 0)
+    result["summary"]["marker"] = seed_marker
+    return result
 
 
 def killed_while(step: str, directory) -> None:

@@ -84,6 +84,8 @@ class SourceFile(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
     __pydantic_extra__: dict[str, str]
     path: Text
+    pinned: bool | None = None  # false: the files' checksum is a listing fingerprint, not a published value
+    unverified: bool | None = None  # true: the file failed its checksum and was used on --allow-unverified-data
 
 
 class DatasetRecord(Model):
