@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from tailbench.methods import ComposedMethod, MethodContext, method_parts
-from tailbench.methods.augerino import AFFINE_NAMES, AugerinoAugment, affine_matrices, inverse_softplus, lie_generators
+from tailbench.models.augerino import AFFINE_NAMES, AugerinoAugment, affine_matrices, inverse_softplus, lie_generators
 from tailbench.methods.base import Batch, StepState
 
 OFF = -60.0  # softplus(-60) ~ 1e-26: a width of zero for every practical purpose

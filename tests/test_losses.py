@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from tailbench.methods import ComposedMethod, MethodContext
-from tailbench.methods.losses import CosineClassifier
+from tailbench.models.layers import CosineClassifier
 from tailbench.models.wrappers import InputNormalization, backbone_of
 
 COUNTS = [100, 10, 1]

@@ -19,6 +19,18 @@ syncs (``.item()``, ``.cpu()``, boolean-mask indexing or other data-dependent sh
 state that changes from step to step, randomness only from ``state.generator``, and Python
 branches on the epoch only through ``step_variant`` (the trainer captures one graph per distinct
 value). Otherwise the spec runs eagerly, which is always correct; the CPU always runs eagerly.
+
+Targets are class indices ``[B]`` (int64) or, once an augmentation mixes labels (mixup, cutmix,
+remix), a probability matrix ``[B, C]`` (float, rows sum to 1). An augmentation whose ``augment``
+may return soft targets sets ``mixes_labels = True``; a loss that accepts them sets
+``soft_targets = True``. The spec parser refuses a label-mixing augmentation with a loss that
+does not accept soft targets, and one that is not the last augmentation (augmentations after it
+would see a matrix where they may index by class). Training accuracy counts ``argmax`` of soft
+targets as the label.
+
+This module, the registry and every built-in part module import torch only inside the hooks
+that run it: the CLI checks specs, names and hyper-parameters without loading torch. A method
+file of your own may import torch at its top as usual.
 """
 
 from __future__ import annotations
@@ -26,11 +38,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, ClassVar, Hashable
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-
 if TYPE_CHECKING:
+    import torch
+    import torch.nn as nn
+
     from tailbench.datasets.base import LongTailedData
 
 KINDS = ("loss", "rule", "augmentation")
@@ -53,7 +64,7 @@ class MethodContext:
 @dataclass
 class Batch:
     x: torch.Tensor  # float images in [0, 1], [B, C, H, W]
-    y: torch.Tensor  # int64 labels [B]
+    y: torch.Tensor  # int64 class indices [B], or float class probabilities [B, C] (soft targets)
     idx: torch.Tensor  # positions of the images in the training split [B]
 
 
@@ -64,7 +75,7 @@ class StepState:
     generator: torch.Generator  # on the run's device; the only source of randomness for hooks
 
 
-LogProbs = Callable[[torch.Tensor], torch.Tensor]
+LogProbs = Callable[["torch.Tensor"], "torch.Tensor"]
 
 
 class MethodPart:
@@ -75,6 +86,8 @@ class MethodPart:
     hparams: ClassVar[dict[str, object]] = {}
     overrides_predict: ClassVar[bool] = False
     capture_safe: ClassVar[bool] = False  # see the module docstring: may the step be a CUDA graph?
+    soft_targets: ClassVar[bool] = False  # a loss: accepts y as [B, C] probabilities
+    mixes_labels: ClassVar[bool] = False  # an augmentation: augment may return y as [B, C] probabilities
 
     def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
         self.ctx = ctx
@@ -107,10 +120,11 @@ class MethodPart:
         return batch
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        """y: class indices [B], or [B, C] probabilities when the part sets soft_targets."""
         raise NotImplementedError(f"{self.name} is not a loss")
 
     def to_log_probs(self, logits: torch.Tensor) -> torch.Tensor:
-        return F.log_softmax(logits, dim=1)
+        return logits.log_softmax(dim=1)
 
     def regularizer(self, model: nn.Module, epoch: int) -> torch.Tensor | None:
         return None

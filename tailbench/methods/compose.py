@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import torch
-import torch.nn as nn
+from typing import TYPE_CHECKING
 
 from tailbench.methods.base import Batch, MethodContext, MethodPart, StepState
-from tailbench.methods.registry import changed_hparams, parse_spec, resolve_hparams
+from tailbench.methods.registry import changed_hparams, parse_spec, part_source, resolve_hparams
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn as nn
 
 
 class ComposedMethod:
@@ -75,7 +78,7 @@ class ComposedMethod:
     def describe(self) -> dict[str, object]:
         return {
             "spec": self.spec,
-            "parts": [{"name": p.name, "kind": p.kind, "paper": p.paper} for p in self.parts],
+            "parts": [{"name": p.name, "kind": p.kind, "paper": p.paper, **part_source(type(p)).to_record()} for p in self.parts],
             "hparams": self.hparams,
             "changed": self.changed,
         }

@@ -19,12 +19,14 @@ adds the generator's variance at the cost of one generator per seed.
 from __future__ import annotations
 
 import contextlib
-
-import torch
+from typing import TYPE_CHECKING
 
 from tailbench.errors import UserError
 from tailbench.methods.base import Batch, MethodContext, MethodPart, StepState
 from tailbench.methods.registry import register_method
+
+if TYPE_CHECKING:
+    import torch
 
 
 @register_method("git")
@@ -47,6 +49,8 @@ class GenerativeInvarianceTransfer(MethodPart):
 
     def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
         super().__init__(ctx, hp)
+        import torch
+
         from tailbench.generative.model import GeneratorConfig
 
         if not 0.0 <= float(hp["gen_frac"]) <= 1.0:
@@ -89,11 +93,15 @@ class GenerativeInvarianceTransfer(MethodPart):
         return bool(self.hp["delayed"]) and epoch < self.ctx.first_lr_step
 
     def _autocast(self):
+        import torch
+
         if self.ctx.device.type == "cuda":  # no weight-cast cache: it cannot live across graph replays
             return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False)
         return contextlib.nullcontext()
 
     def augment(self, batch: Batch, state: StepState) -> Batch:
+        import torch
+
         b = batch.x.shape[0]
         self.seen += b
         if self.waiting(state.epoch):

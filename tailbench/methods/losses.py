@@ -4,30 +4,57 @@ Every loss takes optional per-class weights (from a rule such as ``rw`` or ``drw
 reduces the same way as ``F.cross_entropy(weight=...)``: a weighted mean over the batch,
 sum_i w[y_i] * l_i / sum_i w[y_i]. So weights change how the batch's examples count relative
 to each other, not the loss's overall scale, and every loss with weights = 1 is a plain mean.
+
+Soft targets (``soft_targets = True``: ``ce``, ``bsce``): y may be a [B, C] probability matrix
+t from a label-mixing augmentation. The loss of an image is then the cross-entropy against its
+target distribution, l_i = -sum_c t_ic log p_ic, and its weight is the weight of its target
+mixture, w_i = sum_c t_ic w_c: an image that is 70% class a and 30% class b counts with
+0.7 w_a + 0.3 w_b. With one-hot targets both reduce to the hard-label definitions above.
+
+Torch is imported inside the hooks: the CLI reads these classes without loading it.
 """
 
 from __future__ import annotations
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from tailbench.errors import UserError
 from tailbench.methods.base import MethodContext, MethodPart
 from tailbench.methods.registry import register_method
-from tailbench.models.wrappers import backbone_of, replace_classifier
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn as nn
+
+
+def sample_weights(y: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Per-image weights: w[y] for class indices, t @ w (the target mixture's) for soft targets."""
+    weights = weights.to(dtype)
+    return weights[y] if y.ndim == 1 else y.to(dtype) @ weights
 
 
 def weighted_mean(per_sample: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     """The batch mean of per-sample losses, weighted by their classes' weights if given."""
     if weights is None:
         return per_sample.mean()
-    w = weights.to(per_sample.dtype)[y]
+    w = sample_weights(y, weights, per_sample.dtype)
     return (w * per_sample).sum() / w.sum()
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Cross-entropy against class indices or soft targets, reduced as the module docstring says."""
+    import torch.nn.functional as F
+
+    if y.ndim == 1:
+        return F.cross_entropy(logits, y, weight=weights)
+    per_sample = -(y.to(logits.dtype) * F.log_softmax(logits, dim=1)).sum(dim=1)
+    return weighted_mean(per_sample, y, weights)
 
 
 def class_counts(ctx: MethodContext) -> torch.Tensor:
     """Training images per class as float64 on the run's device, at least 1 (empty classes stay finite)."""
+    import torch
+
     return ctx.class_counts.to(device=ctx.device, dtype=torch.float64).clamp_min(1.0)
 
 
@@ -37,9 +64,10 @@ class CrossEntropy(MethodPart):
     capture_safe = True
     description = "cross-entropy (empirical risk minimisation)"
     paper = "-"
+    soft_targets = True
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-        return F.cross_entropy(logits, y, weight=weights)
+        return cross_entropy(logits, y, weights)
 
 
 @register_method("focal")
@@ -57,24 +85,14 @@ class Focal(MethodPart):
         self.gamma = float(hp["gamma"])
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        import torch
+        import torch.nn.functional as F
+
         log_p = F.log_softmax(logits, dim=1).gather(1, y[:, None]).squeeze(1)
         # 1 - p_t computed as -expm1(log p_t) (exact near p_t = 1); the floor keeps the gradient
         # finite for gamma < 1 when p_t rounds to 1.
         modulation = (-torch.expm1(log_p)).clamp_min(1e-12).pow(self.gamma)
         return weighted_mean(-modulation * log_p, y, weights)
-
-
-class CosineClassifier(nn.Module):
-    """A linear layer without bias on L2-normalised features and L2-normalised class vectors:
-    its outputs are cosine similarities in [-1, 1]."""
-
-    def __init__(self, in_features: int, num_classes: int) -> None:
-        super().__init__()
-        self.in_features, self.out_features = in_features, num_classes
-        self.weight = nn.Parameter(torch.empty(num_classes, in_features).uniform_(-1.0, 1.0))
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return F.linear(F.normalize(features, dim=1), F.normalize(self.weight, dim=1))
 
 
 @register_method("ldam")
@@ -95,6 +113,11 @@ class LDAM(MethodPart):
         self.margins = (raw * (float(hp["max_m"]) / raw.max())).float()
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
+        import torch.nn as nn
+
+        from tailbench.models.layers import CosineClassifier
+        from tailbench.models.wrappers import backbone_of, replace_classifier
+
         old = backbone_of(model).get_classifier()
         if not isinstance(old, nn.Linear):
             raise UserError(f"ldam needs a linear classifier to make cosine-normalised; {type(backbone_of(model)).__name__} has a {type(old).__name__}")
@@ -103,6 +126,9 @@ class LDAM(MethodPart):
         return model
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        import torch
+        import torch.nn.functional as F
+
         true_class = F.one_hot(y, logits.shape[1]).to(torch.bool)
         margin = self.margins.to(logits.dtype)[y][:, None]
         adjusted = torch.where(true_class, logits - margin, logits)
@@ -110,7 +136,7 @@ class LDAM(MethodPart):
 
     def to_log_probs(self, logits: torch.Tensor) -> torch.Tensor:
         """The model outputs cosines; probabilities are on the scale the loss trained (s * cos)."""
-        return F.log_softmax(self.s * logits, dim=1)
+        return (self.s * logits).log_softmax(dim=1)
 
 
 @register_method("bsce")
@@ -122,6 +148,7 @@ class BalancedSoftmax(MethodPart):
     description = "balanced softmax / logit adjustment: tau * log(prior) added to the logits in the training loss only"
     paper = "Ren et al., NeurIPS 2020; Menon et al., ICLR 2021"
     hparams = {"tau": 1.0}
+    soft_targets = True
 
     def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
         super().__init__(ctx, hp)
@@ -129,4 +156,4 @@ class BalancedSoftmax(MethodPart):
         self.log_prior = (float(hp["tau"]) * (counts / counts.sum()).log()).float()
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-        return F.cross_entropy(logits + self.log_prior.to(logits.dtype), y, weight=weights)
+        return cross_entropy(logits + self.log_prior.to(logits.dtype), y, weights)

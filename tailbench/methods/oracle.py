@@ -20,12 +20,16 @@ nuisance alone.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from tailbench.errors import UserError
 from tailbench.methods.base import Batch, MethodContext, MethodPart, StepState
 from tailbench.methods.registry import register_method
-from tailbench.nuisance import NuisanceFamily, get_family
+
+if TYPE_CHECKING:
+    import torch
+
+    from tailbench.nuisance import NuisanceFamily
 
 
 @register_method("oracle")
@@ -47,6 +51,8 @@ class OracleNuisance(MethodPart):
         self.targets: torch.Tensor | None = None
 
     def prepare(self, data) -> None:
+        from tailbench.nuisance import get_family
+
         if data.nuisance is None or data.train_clean is None:
             raise UserError(
                 f"dataset {data.dataset_id} has no known nuisance; the oracle needs one (e.g. fmnist-rot-lt)"
@@ -57,6 +63,8 @@ class OracleNuisance(MethodPart):
             self.targets = self.ctx.class_counts.to(self.clean.device) < self.max_class_size
 
     def augment(self, batch: Batch, state: StepState) -> Batch:
+        import torch
+
         if self.family is None or self.clean is None:
             raise RuntimeError("the oracle's prepare(data) must run before training")
         clean = self.clean[batch.idx].to(batch.x.dtype).div_(255.0)

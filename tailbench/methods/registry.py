@@ -1,9 +1,13 @@
-"""The method registry, spec parsing (``loss[+rule][+augmentation...]``) and hyper-parameters."""
+"""The method registry, spec parsing (``loss[+rule][+augmentation...]``), hyper-parameters, and
+where each part's code came from (built in, a --method-file, or an installed package)."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import inspect
 import sys
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -14,6 +18,7 @@ from tailbench.options import coerce
 
 P = TypeVar("P", bound=type)
 _PARTS: dict[str, type[MethodPart]] = {}
+USER_MODULE_PREFIX = "tailbench_user_method_"
 
 
 def register_method(name: str) -> Callable[[P], P]:
@@ -36,28 +41,58 @@ def method_parts() -> dict[str, type[MethodPart]]:
     return dict(sorted(_PARTS.items()))
 
 
+def _names(kind_or_flag: str) -> str:
+    return ", ".join(n for n, p in sorted(_PARTS.items()) if p.kind == kind_or_flag or getattr(p, kind_or_flag, False) is True)
+
+
 def parse_spec(spec: str) -> list[type[MethodPart]]:
+    """The spec's part classes, or a one-line UserError saying what is wrong and how to write it."""
     load_entry_points()
     names = [part.strip() for part in spec.split("+")]
     if not spec or any(not n for n in names):
         raise UserError(f"method spec {spec!r} is malformed; write parts joined by '+', e.g. ce+drs")
     unknown = [n for n in names if n not in _PARTS]
     if unknown:
-        raise UserError(f"unknown method part {unknown[0]!r} in {spec!r}; run `tailbench list methods` to see the parts")
-    parts = [_PARTS[n] for n in names]
+        raise UserError(
+            f"unknown method part {unknown[0]!r} in {spec!r}; run `tailbench list methods` to see the parts, "
+            f"and pass the file that defines a part of your own with --method-file FILE.py"
+        )
     if len(set(names)) != len(names):
         raise UserError(f"method spec {spec!r} repeats a part")
-    if parts[0].kind != "loss":
-        raise UserError(f"method spec {spec!r} must start with a loss (e.g. ce+{spec}); specs read loss[+rule][+augmentation]")
+    parts = [_PARTS[n] for n in names]
     kinds = [p.kind for p in parts]
-    if kinds.count("loss") > 1 or kinds.count("rule") > 1:
-        clash = "losses" if kinds.count("loss") > 1 else "rules"
-        raise UserError(f"method spec {spec!r} combines two {clash}; use at most one loss and one rule")
-    if kinds != sorted(kinds, key=KINDS.index):
-        raise UserError(f"method spec {spec!r} is out of order; write loss[+rule][+augmentation...]")
+    for kind, plural in (("loss", "losses"), ("rule", "rules")):
+        if kinds.count(kind) > 1:
+            found = ", ".join(p.name for p in parts if p.kind == kind)
+            raise UserError(f"method spec {spec!r} combines two {plural} ({found}); use one loss and at most one rule")
+    ordered = sorted(parts, key=lambda p: KINDS.index(p.kind))  # stable: augmentations keep their order
+    if "loss" not in kinds:
+        raise UserError(f"method spec {spec!r} has no loss; it must start with one, e.g. {'+'.join(['ce'] + [p.name for p in ordered])} (losses: {_names('loss')})")
+    if ordered != parts:
+        raise UserError(f"method spec {spec!r} is out of order; write {'+'.join(p.name for p in ordered)} (loss[+rule][+augmentation...])")
     if sum(p.overrides_predict for p in parts) > 1:
         raise UserError(f"method spec {spec!r} combines two parts that each define prediction")
+    _check_soft_targets(spec, parts)
     return parts
+
+
+def _check_soft_targets(spec: str, parts: list[type[MethodPart]]) -> None:
+    """A label-mixing augmentation hands [B, C] targets to the loss and to every augmentation
+    after it: it must come last, alone, and with a loss that accepts soft targets."""
+    mixers = [p for p in parts if p.mixes_labels]
+    if not mixers:
+        return
+    if len(mixers) > 1:
+        raise UserError(f"method spec {spec!r} combines {mixers[0].name} and {mixers[1].name}, which both mix labels; use one of them")
+    mixer, augmentations = mixers[0], [p for p in parts if p.kind == "augmentation"]
+    if augmentations[-1] is not mixer:
+        fixed = "+".join(p.name for p in parts if p is not mixer) + f"+{mixer.name}"
+        raise UserError(f"method spec {spec!r}: {mixer.name} mixes labels, so it must be the last augmentation; write {fixed}")
+    if not parts[0].soft_targets:
+        raise UserError(
+            f"method spec {spec!r}: {mixer.name} makes soft (mixed) targets, which the loss {parts[0].name} does not accept; "
+            f"use a loss that does ({_names('soft_targets')})"
+        )
 
 
 def resolve_hparams(parts: list[type[MethodPart]], overrides: dict[str, str]) -> dict[str, dict[str, object]]:
@@ -83,23 +118,75 @@ def changed_hparams(parts: list[type[MethodPart]], resolved: dict[str, dict[str,
     }
 
 
-def load_method_file(path: str) -> None:
-    """Import a submitter's method file so that its @register_method classes join the registry."""
+@dataclass(frozen=True)
+class PartSource:
+    """Where a part's code came from: "builtin" (this tailbench), "file" (a --method-file) or
+    "package" (an entry point or any other module); for the last two, the source file's name,
+    sha256 and text, which go into every run record that uses the part."""
+
+    origin: str
+    file: str | None = None
+    sha256: str | None = None
+    text: str | None = None
+
+    def to_record(self) -> dict[str, object]:
+        if self.origin == "builtin":
+            return {"origin": "builtin"}
+        return {"origin": self.origin, "code": {"file": self.file, "sha256": self.sha256, "text": self.text}}
+
+
+def code_source(origin: str, file: Path, data: bytes) -> PartSource:
+    return PartSource(origin, file.name, hashlib.sha256(data).hexdigest(), data.decode("utf-8", errors="replace"))
+
+
+_FILE_SOURCES: dict[str, PartSource] = {}  # module name -> the bytes it was executed from
+
+
+def part_source(cls: type[MethodPart]) -> PartSource:
+    """Where `cls` came from. A method file's text is the one it was executed from (read once)."""
+    module = cls.__module__
+    if module == "tailbench" or module.startswith("tailbench."):
+        return PartSource("builtin")
+    if module in _FILE_SOURCES:
+        return _FILE_SOURCES[module]
+    try:
+        path = Path(inspect.getsourcefile(cls) or "")
+        return code_source("package", path, path.read_bytes())
+    except (OSError, TypeError) as error:
+        raise UserError(f"method part {cls.name!r} comes from {module}, whose source file cannot be read for the run record ({error})") from None
+
+
+def load_method_file(path: str) -> list[str]:
+    """Import a submitter's method file so that its @register_method classes join the registry;
+    return the names of the parts it defines. The file is read once: the bytes executed are the
+    bytes a run record stores."""
     file = Path(path)
     if not file.is_file() or file.suffix != ".py":
         raise UserError(f"--method-file {path}: no such Python file")
-    module_name = f"tailbench_user_method_{file.stem}"
+    module_name = f"{USER_MODULE_PREFIX}{file.stem}"
     loaded = sys.modules.get(module_name)
-    if loaded is not None and Path(getattr(loaded, "__file__", "")).resolve() == file.resolve():
-        return  # already imported in this process (e.g. run, then rerun): its parts are registered
+    data = file.read_bytes()
+    if loaded is not None and Path(getattr(loaded, "__file__", "")).resolve() == file.resolve() and _FILE_SOURCES[module_name].sha256 == hashlib.sha256(data).hexdigest():
+        return _parts_of(module_name)  # already imported in this process (e.g. run, then rerun)
     spec = importlib.util.spec_from_file_location(module_name, file)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    before = dict(_PARTS)
+    for name in _parts_of(module_name):  # a changed file replaces the parts it registered before
+        del _PARTS[name]
     sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        exec(compile(data, str(file), "exec"), module.__dict__)
     except Exception as error:
         del sys.modules[module_name]
-        raise UserError(f"--method-file {path} failed to import: {type(error).__name__}: {error}") from None
+        _PARTS.clear()
+        _PARTS.update(before)
+        raise UserError(f"--method-file {path} failed to import: {type(error).__name__}: {' '.join(str(error).split())}") from None
+    _FILE_SOURCES[module_name] = code_source("file", file, data)
+    return _parts_of(module_name)
+
+
+def _parts_of(module_name: str) -> list[str]:
+    return sorted(name for name, cls in _PARTS.items() if cls.__module__ == module_name)
 
 
 ENTRY_POINT_GROUP = "tailbench.methods"

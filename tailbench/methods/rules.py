@@ -3,16 +3,23 @@
 Each rule computes its per-class tensor once, on the run's device; the hooks only pick it or
 None by epoch. The deferred rules (``drs``, ``drw``) switch on at ``ctx.first_lr_step``, the
 recipe's first lr decay (Cao et al. 2019's deferred schedule).
+
+Loss weights meet soft targets (a label-mixing augmentation) in the loss: an image's weight is
+its target mixture's, sum_c t_c w_c (see ``losses.py``). Sampling weights act on the images'
+own labels, before any mixing.
 """
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from tailbench.errors import UserError
 from tailbench.methods.base import MethodContext, MethodPart
 from tailbench.methods.losses import class_counts
 from tailbench.methods.registry import register_method
+
+if TYPE_CHECKING:
+    import torch
 
 
 def balanced_sampling_weights(ctx: MethodContext) -> torch.Tensor:
@@ -22,6 +29,8 @@ def balanced_sampling_weights(ctx: MethodContext) -> torch.Tensor:
 
 def effective_number_weights(ctx: MethodContext, beta: float) -> torch.Tensor:
     """w_c = (1 - beta) / (1 - beta^n_c), normalised to sum to the number of classes."""
+    import torch
+
     if not 0.0 <= beta < 1.0:
         raise UserError(f"effective-number beta={beta} must lie in [0, 1)")
     n = class_counts(ctx)
