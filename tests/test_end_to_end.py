@@ -73,5 +73,5 @@ def test_leaderboard_from_run_records(runs, cli, tmp_path):
     plot = tmp_path / "board" / "ekld_vs_count_digits-lt.png"
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     [run] = [r for r in iter_runs(runs / "digits-lt") if r.seed == 0]
-    accuracy = run.result["summary"]["accuracy"]
+    accuracy = run.summary["accuracy"]
     assert f"{accuracy * 100:.1f}" in text or "±" in text

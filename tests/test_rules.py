@@ -1,6 +1,8 @@
 """The sampling and weighting rules: effective-number weights, when DRS and DRW switch on,
 RS sampling through the trainer's own epoch_order, and spec errors for contradictory combinations."""
 
+import re
+
 import pytest
 import torch
 
@@ -100,15 +102,21 @@ def test_drs_order_is_a_permutation_before_the_switch_and_balanced_after():
     ("ce+focal", "combines two losses"),
     ("ldam+bsce+drw", "combines two losses"),
     ("ce+rs+drw", "combines two rules"),
-    ("drs+ce", "must start with a loss"),
-    ("rw", "must start with a loss"),
+    ("drs+ce", "out of order; write ce+drs "),
+    ("drw+ldam+augerino", "out of order; write ldam+drw+augerino "),
+    ("ce+augerino+drs", "out of order; write ce+drs+augerino "),
+    ("rw", "has no loss; it must start with one, e.g. ce+rw "),
+    ("augerino+drs", "has no loss; it must start with one, e.g. ce+drs+augerino "),
     ("ce+drw+drw", "repeats"),
     ("ce+dwr", "unknown method part 'dwr'"),
 ])
 def test_contradictory_or_unknown_specs_are_one_line_errors(spec, message):
-    with pytest.raises(UserError, match=message) as error:
+    with pytest.raises(UserError, match=re.escape(message)) as error:
         parse_spec(spec)
     assert "\n" not in str(error.value)
+    suggestion = re.search(r"write (\S+) |e\.g\. (\S+) ", str(error.value))
+    if suggestion:  # a suggested spec is one that parses
+        parse_spec(next(group for group in suggestion.groups() if group))
 
 
 @pytest.mark.parametrize("spec", ["ce+drs", "ce+drw", "ldam+drw", "bsce", "focal+rw", "bsce+rs"])

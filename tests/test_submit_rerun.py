@@ -55,7 +55,7 @@ def files_under(root):
 def test_the_harness_writes_records_that_validate(record):
     checked = validate_run(record)
     assert checked.ok, checked.problems
-    assert checked.result["benchmark"] == BENCHMARK
+    assert checked.record.benchmark == BENCHMARK
 
 
 def test_a_valid_submission_is_copied_byte_for_byte(record, cli, tmp_path):
@@ -127,8 +127,8 @@ INVALID = {
     "no provenance": (lambda d: edit_result(d, _delete(["provenance"])), "provenance: missing"),
     "provenance without packages": (lambda d: edit_result(d, _delete(["provenance", "packages"])), "provenance.packages: missing"),
     "incomplete run": (lambda d: (d / "done").unlink(), "done: missing: the run is incomplete"),
-    "unknown field": (lambda d: edit_result(d, _set(["extra"], 1)), "extra: unknown field (not in run-record schema version 1)"),
-    "future schema": (lambda d: edit_result(d, _set(["schema_version"], 2)), "schema_version: 2 is not supported"),
+    "unknown field": (lambda d: edit_result(d, _set(["extra"], 1)), "extra: unknown field (not in run-record schema version 2)"),
+    "future schema": (lambda d: edit_result(d, _set(["schema_version"], 3)), "schema_version: 3 is not supported"),
     "not JSON": (lambda d: (d / "result.json").write_text('{"accuracy": NaN}'), "result.json: is not valid JSON (NaN is not allowed"),
     "summary disagrees with the table": (lambda d: edit_result(d, _set(["summary", "balanced_accuracy"], 0.123)),
                                          "summary.balanced_accuracy: 0.123 is not the mean of per_class.csv test_acc"),
@@ -235,7 +235,9 @@ def test_rerun_rebuilds_the_stored_config(record):
     from tailbench.benchmarks.rerun import config_from_record
     from tailbench.benchmarks.runner import resolve
 
-    config = config_from_record(json.loads((record / "result.json").read_text()), out=record)
+    from tailbench.results.records import load_record
+
+    config = config_from_record(load_record(record / "result.json"), out=record)
     assert (config.dataset, config.method, config.seed, config.epochs, config.device) == ("digits-lt", "ce", 0, 1, "cpu")
     assert resolve(config)[2] == BENCHMARK
 
@@ -249,7 +251,7 @@ def test_rerun_tolerance_comes_from_the_seed_spread(tmp_path):
     runs = entry_runs(tmp_path, "digits-lt", "ce")
     stored = runs[0].result  # a record of other code: no exact match, whatever the device
     allowed, how = tolerances(runs, ["accuracy"], None, stored, "NVIDIA H200")
-    values = [r.result["summary"]["accuracy"] for r in runs]
+    values = [r.summary["accuracy"] for r in runs]
     mean = sum(values) / 3
     assert allowed["accuracy"] == pytest.approx(2 * (sum((v - mean) ** 2 for v in values) / 2) ** 0.5)
     assert "3 seeds" in how
@@ -311,8 +313,14 @@ def test_a_changed_hyper_parameter_cannot_hide_under_the_plain_spec():
     assert hidden and hidden[0][0] == "method.changed.focal.gamma" and "missing though the value differs" in hidden[0][1]
     listed = _check_changed(method(1.0, {"focal.gamma": 1.0}))
     assert listed and "listed though the value equals the default" in listed[0][1]
-    assert "method.hparams holds 2.0" in _check_changed(method(2.0, {"focal.gamma": 3.0}))[0][1]
+    assert _check_changed(method(2.0, {"focal.gamma": 3.0})) == []  # the model's check: changed must hold the value
 
+
+def test_changed_must_hold_the_value_in_hparams(record, cli, tmp_path):
+    candidate = copy_of(record, tmp_path)
+    edit_result(candidate, lambda r: r["method"].update(changed={"ce.eps": 0.2}, hparams={"ce": {"eps": 0.1}}))
+    result = cli("submit", candidate, "--results", tmp_path / "results")
+    assert result.code == 2 and "method.changed.ce.eps: is 0.2; method.hparams holds 0.1" in result.error_line()
 
 
 def _passed_in(commit: str, digest: str):

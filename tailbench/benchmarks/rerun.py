@@ -27,7 +27,8 @@ from tailbench.benchmarks.recipe import RECIPE_OVERRIDES
 from tailbench.errors import UserError
 
 if TYPE_CHECKING:
-    from tailbench.results.records import RunRecord
+    from tailbench.results.record import RunRecord
+    from tailbench.results.records import StoredRun
 
 
 
@@ -41,44 +42,38 @@ def add_parser(subparsers) -> None:
     p.add_argument("--device", choices=["cpu", "cuda"], help="run on this device instead of the record's device type")
     p.add_argument("--data-dir", type=Path, help="folder of official dataset files")
     p.add_argument("--method-file", action="append", metavar="FILE.py", help="register method parts from a file (for methods not in tailbench)")
+    p.add_argument("--allow-changed-code", action="store_true", help="rerun even if a part's code differs from the code the record ran")
     p.set_defaults(func=cmd_rerun)
 
 
-def config_from_record(result: dict, out: Path, device: str | None = None, data_dir: Path | None = None):
+def config_from_record(record: RunRecord, out: Path, device: str | None = None, data_dir: Path | None = None):
     """The RunConfig that reproduces a stored run (values keep their stored JSON types)."""
-    try:
-        return _config(result, out, device, data_dir)
-    except (KeyError, TypeError, AttributeError, ValueError) as error:
-        raise UserError(f"the record lacks part of its run config ({type(error).__name__}: {error}); check it with `tailbench submit`") from None
-
-
-def _config(result: dict, out: Path, device: str | None, data_dir: Path | None):
     from tailbench.benchmarks.runner import RunConfig
     from tailbench.methods import method_parts
 
-    recipe = result["recipe"]
-    overrides = dict(recipe.get("overrides") or {})
+    recipe = record.recipe
+    overrides = dict(recipe.overrides)
     unknown = sorted(set(overrides) - set(RECIPE_OVERRIDES))
     if unknown:
         raise UserError(f"the record's recipe override {unknown[0]!r} is not one `tailbench run` accepts; it cannot be rerun")
-    missing = [part for part in result["method"]["spec"].split("+") if part not in method_parts()]
+    missing = [part.name for part in record.method.parts if part.name not in method_parts()]
     if missing:
         raise UserError(
-            f"method part {missing[0]!r} of {result['method']['spec']!r} is not registered here; "
+            f"method part {missing[0]!r} of {record.method.spec!r} is not registered here; "
             "pass the submitter's file with --method-file FILE.py (or install their package)"
         )
     return RunConfig(
-        dataset=result["dataset"]["name"],
-        method=result["method"]["spec"],
-        seed=int(result["seed"]),
-        dataset_options=dict(result["dataset"]["options"]),
-        hparams={f"{part}.{key}": value for part, values in result["method"]["hparams"].items() for key, value in values.items()},
-        recipe=recipe["name"],
+        dataset=record.dataset.name,
+        method=record.method.spec,
+        seed=record.seed,
+        dataset_options=dict(record.dataset.options),
+        hparams={f"{part}.{key}": value for part, values in record.method.hparams.items() for key, value in values.items()},
+        recipe=recipe.name,
         epochs=overrides.get("epochs"),
         batch_size=overrides.get("batch_size"),
         lr=overrides.get("lr"),
         ekld_transforms=overrides.get("ekld_transforms"),
-        device=device or result["provenance"]["device_type"],
+        device=device or record.provenance.device_type,
         out=out,
         data_dir=data_dir,
         force=True,
@@ -86,7 +81,28 @@ def _config(result: dict, out: Path, device: str | None, data_dir: Path | None):
     )
 
 
-def entry_runs(results: Path, benchmark: str, method: str) -> list[RunRecord]:
+def changed_code(record: RunRecord) -> list[str]:
+    """One sentence per part whose code here is not the code the record ran (parts of a
+    version-1 record, which did not record their code, are not compared)."""
+    from tailbench.methods import method_parts, part_source
+
+    registered = method_parts()
+    changes = []
+    for i, part in enumerate(record.method.parts):
+        if part.origin is None or part.name not in registered:
+            continue
+        here = part_source(registered[part.name])
+        recorded = part.code.sha256 if part.code else None
+        if here.sha256 == recorded and (here.origin == "builtin") == (part.origin == "builtin"):
+            continue
+        was = f"{part.code.file} (sha256 {part.code.sha256[:12]})" if part.code else "tailbench's built-in code"
+        now = f"{here.file} (sha256 {here.sha256[:12]})" if here.sha256 else "tailbench's built-in code"
+        changes.append(f"method part {part.name!r} ran from {was}, but here comes from {now}; the record holds the code it "
+                       f"ran in method.parts[{i}].code")
+    return changes
+
+
+def entry_runs(results: Path, benchmark: str, method: str) -> list[StoredRun]:
     from tailbench.results.records import iter_runs
 
     if not results.is_dir():
@@ -141,7 +157,7 @@ def exact_rerun(stored: dict, rerun_kind: str) -> str | None:
     return None
 
 
-def tolerances(runs: list[RunRecord], keys: list[str], explicit: float | None, stored: dict, rerun_kind: str) -> tuple[dict[str, float], str]:
+def tolerances(runs: list[StoredRun], keys: list[str], explicit: float | None, stored: dict, rerun_kind: str) -> tuple[dict[str, float], str]:
     """Per summary key, the allowed absolute difference, and a sentence saying where it came from."""
     if explicit is not None:
         if not explicit >= 0:
@@ -153,7 +169,7 @@ def tolerances(runs: list[RunRecord], keys: list[str], explicit: float | None, s
     if len(runs) >= 2:
         out = {}
         for key in keys:
-            values = [float(r.result["summary"][key]) for r in runs if r.result["summary"].get(key) is not None]
+            values = [float(r.summary[key]) for r in runs if r.summary.get(key) is not None]
             out[key] = 2 * _sample_std(values) if len(values) >= 2 else 0.0
         return out, f"2 x the std over the entry's {len(runs)} seeds"
     if stored["provenance"]["device_type"] == "cpu" and rerun_kind == "cpu":
@@ -190,7 +206,7 @@ def print_comparison(title: str, rows: list[Row], how: str) -> None:
 
 
 def rerun(results: Path, benchmark: str, method: str, seed: int | None, tolerance: float | None,
-          device: str | None = None, data_dir: Path | None = None) -> bool:
+          device: str | None = None, data_dir: Path | None = None, allow_changed_code: bool = False) -> bool:
     runs = entry_runs(results, benchmark, method)
     if seed is None:
         record = runs[0]
@@ -199,25 +215,30 @@ def rerun(results: Path, benchmark: str, method: str, seed: int | None, toleranc
         if not matching:
             raise UserError(f"{benchmark} {method} has no seed {seed}; its seeds: {', '.join(str(r.seed) for r in runs)}")
         record = matching[0]
+    changes = changed_code(record.record)
+    if changes and not allow_changed_code:
+        raise UserError(f"{changes[0]}; pass that code with --method-file, or --allow-changed-code to rerun with this code anyway")
+    for change in changes:
+        print(f"note: {change}; rerunning with this code (--allow-changed-code)")
     from tailbench.benchmarks.runtime import device_kind, device_name, resolve_device
 
-    rerun_device = resolve_device(device or record.result["provenance"]["device_type"])
+    rerun_device = resolve_device(device or record.record.provenance.device_type)
     rerun_kind = device_kind(rerun_device.type, device_name(rerun_device))
-    keys = list(record.result["summary"])
+    keys = list(record.summary)
     allowed, how = tolerances(runs, keys, tolerance, record.result, rerun_kind)
 
     from tailbench.benchmarks.runner import run
     from tailbench.results.records import read_run
 
     with tempfile.TemporaryDirectory(prefix="tailbench-rerun-") as folder:
-        config = config_from_record(record.result, Path(folder), device, data_dir)
+        config = config_from_record(record.record, Path(folder), device, data_dir)
         print(f"rerunning {benchmark} / {method} / seed {record.seed} on {rerun_kind} from {record.directory}")
         directory = run(config)
         new = read_run(directory)
         if new.benchmark != benchmark:
             raise UserError(f"the rerun landed in benchmark {new.benchmark!r}, not {benchmark!r}; the stored config no longer rebuilds this entry")
         same_table = (directory / "per_class.csv").read_bytes() == (record.directory / "per_class.csv").read_bytes()
-    rows = compare_summaries(record.result["summary"], new.result["summary"], allowed)
+    rows = compare_summaries(record.summary, new.summary, allowed)
     print_comparison(f"{benchmark} / {method} / seed {record.seed}: stored vs rerun", rows, how)
     print(f"per_class.csv: {'identical' if same_table else 'differs'}")
     disagree = [r.metric for r in rows if not r.agrees]
@@ -233,4 +254,4 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
     for path in args.method_file or []:
         load_method_file(path)
-    return 0 if rerun(args.results, args.benchmark, args.method, args.seed, args.tolerance, args.device, args.data_dir) else 1
+    return 0 if rerun(args.results, args.benchmark, args.method, args.seed, args.tolerance, args.device, args.data_dir, args.allow_changed_code) else 1

@@ -28,7 +28,8 @@ from tailbench.models import create_model
 from tailbench.models.wrappers import InputNormalization
 from tailbench.nuisance import get_family
 from tailbench.results import SCHEMA_VERSION
-from tailbench.results.store import benchmark_id, is_complete, method_id, path_component_problem, run_dir, write_run
+from tailbench.results.record import RunRecord
+from tailbench.results.store import benchmark_id, is_complete, json_safe, method_id, path_component_problem, run_dir, write_run
 
 
 @dataclass
@@ -118,10 +119,11 @@ def run(config: RunConfig) -> Path:
             "packages": provenance.package_versions(), "machine": provenance.machine(),
             "device": device_name(device), "device_type": device.type,
             "runtime": {**runtime.to_json(), "train_step": step_kind},
-            "started": started_at.isoformat(), "finished": datetime.now(timezone.utc).isoformat(), "wall_seconds": wall,
+            "started": started_at, "finished": datetime.now(timezone.utc), "wall_seconds": wall,
         },
     }
-    write_run(directory, result, per_class)
+    record = build_record(json_safe(result))  # tuples as lists, non-finite numbers as null
+    write_run(directory, record.to_json(), per_class)
     if not config.quiet:
         print_run_summary(f"{benchmark} / {entry} / seed {config.seed}", per_class, summary, data.invariance_families)
         console.print(f"wrote {directory} in {wall:.0f} s")
@@ -132,6 +134,20 @@ def place_model(recipe: Recipe, data: LongTailedData, method: ComposedMethod, de
     """The run's model on its device, in the layout the device's runtime chose for this input."""
     runtime = choose_runtime(device, data.image_shape, method.capture_safe)
     return build_model(recipe, data, method).to(device, memory_format=runtime.torch_format), runtime
+
+
+def build_record(result: dict) -> RunRecord:
+    """The typed record (the models in results/record.py); a value no record may hold, e.g. a
+    method's summary number that is not a number, stops the run before anything is written."""
+    from pydantic import ValidationError
+
+    from tailbench.results.record_errors import problems
+
+    try:
+        return RunRecord.model_validate(result)
+    except ValidationError as error:
+        field, why = problems(error, SCHEMA_VERSION)[0]
+        raise UserError(f"the run's record would be invalid, so nothing was written: {field}: {why}") from None
 
 
 def build_model(recipe: Recipe, data: LongTailedData, method: ComposedMethod) -> torch.nn.Module:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tailbench.results.records import RunRecord
+from tailbench.results.records import StoredRun
 
 
 @dataclass
@@ -30,14 +30,14 @@ def stat(values: list[float | None]) -> Stat:
 class Entry:
     benchmark: str
     method: str
-    runs: list[RunRecord]
+    runs: list[StoredRun]
 
     @property
     def seeds(self) -> list[int]:
         return [r.seed for r in self.runs]
 
     def metric(self, key: str) -> Stat:
-        return stat([r.result["summary"].get(key) for r in self.runs])
+        return stat([r.summary.get(key) for r in self.runs])
 
     def per_class_mean(self) -> pd.DataFrame:
         """Per-class columns averaged over seeds (train counts are the same in every seed)."""
@@ -48,17 +48,17 @@ class Entry:
 
     @property
     def families(self) -> list[str]:
-        return list(self.runs[0].result["dataset"]["invariance_families"])
+        return list(self.runs[0].record.dataset.invariance_families)
 
     @property
     def learned_keys(self) -> list[str]:
         """Summary numbers about what a method learned (e.g. Augerino's learned_rotation_deg)."""
-        return sorted({k for r in self.runs for k in r.result["summary"] if k.startswith("learned_")})
+        return sorted({k for r in self.runs for k in r.summary if k.startswith("learned_")})
 
 
-def entries(runs: list[RunRecord]) -> dict[str, list[Entry]]:
+def entries(runs: list[StoredRun]) -> dict[str, list[Entry]]:
     """Benchmark -> its entries, sorted by method name."""
-    grouped: dict[str, dict[str, list[RunRecord]]] = {}
+    grouped: dict[str, dict[str, list[StoredRun]]] = {}
     for run in runs:
         grouped.setdefault(run.benchmark, {}).setdefault(run.method, []).append(run)
     return {

@@ -56,7 +56,7 @@ def _ordered_union(lists) -> list[str]:
 
 def summary_csv(grouped: dict[str, list[Entry]]) -> bytes:
     all_entries = [entry for group in grouped.values() for entry in group]
-    keys = _ordered_union(run.result["summary"] for entry in all_entries for run in entry.runs)
+    keys = _ordered_union(run.summary for entry in all_entries for run in entry.runs)
     header = ["benchmark", "method", "n_seeds", "seeds"] + [f"{k}_{s}" for k in keys for s in ("mean", "std")]
     rows = []
     for entry in all_entries:

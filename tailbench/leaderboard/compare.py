@@ -79,7 +79,7 @@ def summary_keys(a: Entry, b: Entry) -> list[str]:
     keys = list(ACCURACY_KEYS)
     for family in a.families:
         keys += [f"ekld_{family}", f"tail_ekld_{family}", f"consistency_{family}", f"spearman_ekld_count_{family}"]
-    learned = sorted({k for e in (a, b) for r in e.runs for k in r.result["summary"] if k.startswith("learned_")})
+    learned = sorted({k for e in (a, b) for r in e.runs for k in r.summary if k.startswith("learned_")})
     return keys + learned
 
 
@@ -106,8 +106,8 @@ def compare(results: Path, benchmark: str, method_a: str, method_b: str) -> Comp
         per_class[f"{column}_b"] = table_b[column].to_numpy()
         per_class[f"{column}_diff"] = per_class[f"{column}_b"] - per_class[f"{column}_a"]
     shared = sorted(set(a.seeds) & set(b.seeds))
-    runs_a = {r.seed: r.result["summary"] for r in a.runs}
-    runs_b = {r.seed: r.result["summary"] for r in b.runs}
+    runs_a = {r.seed: r.summary for r in a.runs}
+    runs_b = {r.seed: r.summary for r in b.runs}
     paired = []
     for key in summary_keys(a, b):
         pairs = [(runs_a[s].get(key), runs_b[s].get(key)) for s in shared]

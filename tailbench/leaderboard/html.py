@@ -221,12 +221,12 @@ def figure(png: bytes, alt: str) -> str:
 def benchmark_html(index: int, benchmark: str, entries: list[Entry], plots: list[tuple[bytes, str]], reported: list[Reported]) -> str:
     parts = [f'<section class="benchmark" id="{anchor(index, benchmark)}">', f"<h2>{e(benchmark)}</h2>"]
     if entries:
-        first = entries[0].runs[0].result
-        recipe = first["recipe"]
+        first = entries[0].runs[0].record
+        recipe = first.recipe
         parts.append(
-            f'<p class="recipe">Recipe <code>{e(recipe["name"])}</code>: {e(recipe["model"])}, {e(recipe["epochs"])} epochs, '
-            f'batch {e(recipe["batch_size"])}; eKLD over {e(recipe["ekld_images_per_class"])} test images per class x '
-            f'{e(recipe["ekld_transforms"])} transforms. Manifest <code>{e(str(first["dataset"]["manifest_sha256"])[:16])}</code>.</p>'
+            f'<p class="recipe">Recipe <code>{e(recipe.name)}</code>: {e(recipe.model)}, {e(recipe.epochs)} epochs, '
+            f'batch {e(recipe.batch_size)}; eKLD over {e(recipe.ekld_images_per_class)} test images per class x '
+            f'{e(recipe.ekld_transforms)} transforms. Manifest <code>{e(str(first.dataset.manifest_sha256)[:16])}</code>.</p>'
         )
         parts.append("<h3>Reproduced</h3>")
         parts.append(entries_table(benchmark, entries))

@@ -81,12 +81,12 @@ def benchmark_section(benchmark: str, entries: list[Entry], plot_names: list[tup
             headers += [f"eKLD {escape(family)}", f"tail eKLD {escape(family)}", f"ρ(eKLD, n) {escape(family)}"]
         if learned:
             headers.append("learned invariance")
-        first = entries[0].runs[0].result
-        recipe = first["recipe"]
+        first = entries[0].runs[0].record
+        recipe = first.recipe
         lines.append(
-            f"Recipe `{one_line(recipe['name'])}`: {escape(recipe['model'])}, {recipe['epochs']} epochs, batch {recipe['batch_size']}; "
-            f"eKLD over {recipe['ekld_images_per_class']} test images per class x {recipe['ekld_transforms']} transforms. "
-            f"Manifest `{one_line(first['dataset']['manifest_sha256'])[:16]}`."
+            f"Recipe `{one_line(recipe.name)}`: {escape(recipe.model)}, {recipe.epochs} epochs, batch {recipe.batch_size}; "
+            f"eKLD over {recipe.ekld_images_per_class} test images per class x {recipe.ekld_transforms} transforms. "
+            f"Manifest `{one_line(first.dataset.manifest_sha256)[:16]}`."
         )
         lines += ["", "| " + " | ".join(headers) + " |", "|" + "|".join(["---"] * len(headers)) + "|"]
         for entry in entries:

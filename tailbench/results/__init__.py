@@ -1,3 +1,3 @@
 """Run records: the on-disk contract between the harness and the leaderboard."""
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2

@@ -11,10 +11,15 @@ import csv
 import io
 import math
 
-from tailbench.results.schema_types import Number, check
+from typing import TYPE_CHECKING
+
 from tailbench.results.store import PER_CLASS
 
-PROBABILITY = Number(0.0, 1.0)
+if TYPE_CHECKING:
+    from tailbench.results.record import RunRecord
+
+PROBABILITY = (0.0, 1.0)
+NON_NEGATIVE = (0.0, None)
 
 
 def per_class_columns(families: list[str]) -> list[str]:
@@ -42,9 +47,11 @@ def _cell(text: str, kind: str) -> tuple[float | int | None, str | None]:
     return value, None
 
 
-def check_per_class(result: dict, data: bytes, manifest) -> list[tuple[str, str]]:
-    dataset = result["dataset"]
-    families = list(dataset["invariance_families"])
+def check_per_class(record: RunRecord, data: bytes, manifest) -> list[tuple[str, str]]:
+    from tailbench.results.record import range_problems
+
+    dataset = record.dataset
+    families = list(dataset.invariance_families)
     try:
         rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline=""), strict=True))
     except (UnicodeDecodeError, csv.Error) as error:
@@ -58,13 +65,13 @@ def check_per_class(result: dict, data: bytes, manifest) -> list[tuple[str, str]
         extra = [c for c in header if c not in expected]
         detail = (f"missing {', '.join(missing)}" if missing else "") + ("; " if missing and extra else "") + (f"unexpected {', '.join(extra)}" if extra else "")
         return [(f"{PER_CLASS} columns", f"{detail or 'out of order'}; expected {','.join(expected)}")]
-    if len(body) != dataset["num_classes"]:
-        return [(f"{PER_CLASS} rows", f"{len(body)} rows; the dataset has {dataset['num_classes']} classes")]
+    if len(body) != dataset.num_classes:
+        return [(f"{PER_CLASS} rows", f"{len(body)} rows; the dataset has {dataset.num_classes} classes")]
     train, test, names = manifest.counts("train"), manifest.counts("test"), list(manifest.class_names)
     kinds = {"class": "int", "class_name": "text", "train_count": "int", "test_count": "int"}
     ranges = {"val_acc": PROBABILITY, "test_acc": PROBABILITY}
     for family in families:
-        ranges[f"ekld_{family}"] = Number(0.0)
+        ranges[f"ekld_{family}"] = NON_NEGATIVE
         ranges[f"consistency_{family}"] = PROBABILITY
     columns: dict[str, list] = {c: [] for c in header}
     for k, row in enumerate(body):
@@ -78,7 +85,7 @@ def check_per_class(result: dict, data: bytes, manifest) -> list[tuple[str, str]
             if bad:
                 problems.append((f"{where} {column}", bad))
             elif value is not None and column in ranges:
-                check(value, ranges[column], f"{where} {column}", problems)
+                problems += range_problems(f"{where} {column}", value, *ranges[column])
             columns[column].append(value)
         if problems:
             return problems
@@ -95,7 +102,7 @@ def check_per_class(result: dict, data: bytes, manifest) -> list[tuple[str, str]
             problems.append((f"{where} test_acc", "is missing though the class has test images"))
         if problems:
             return problems
-    return _check_summary_matches_table(result["summary"], columns, families)
+    return _check_summary_matches_table(record.summary.as_dict(), columns, families)
 
 
 def _close(a: float, b: float) -> bool:

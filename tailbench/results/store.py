@@ -76,18 +76,19 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def _json_safe(value):
+def json_safe(value):
+    """Non-finite floats as null (a missing number), in any nesting of dicts and lists."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
 def json_bytes(obj: object) -> bytes:
-    return (json.dumps(_json_safe(obj), indent=2, sort_keys=False, allow_nan=False) + "\n").encode()
+    return (json.dumps(json_safe(obj), indent=2, sort_keys=False, allow_nan=False) + "\n").encode()
 
 
 def csv_bytes(rows: list[dict]) -> bytes:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from tailbench.errors import UserError
 from tailbench.results.schema import Checked, describe, validate_run
-from tailbench.results.store import _UMASK, DONE, PER_CLASS, RESULT, record_method_id, run_dir, write_atomic
+from tailbench.results.store import _UMASK, DONE, PER_CLASS, RESULT, run_dir, write_atomic
 
 RECORD_FILES = (RESULT, PER_CLASS, DONE)
 TEMP_MARK = ".submit-"
@@ -127,20 +127,20 @@ def submit(run_dirs: list[Path], results: Path, replace: bool = False) -> list[O
         if not checked.ok:
             outcomes.append(Outcome(source, "rejected", checked.reason()))
             continue
-        result = checked.result
-        target = run_dir(results, result["benchmark"], record_method_id(result), result["seed"])
+        record = checked.record
+        target = run_dir(results, record.benchmark, record.entry, record.seed)
         if target in targets:
-            outcomes.append(Outcome(source, "rejected", f"benchmark, method and seed: {describe(result)} is also submitted from {targets[target]}"))
+            outcomes.append(Outcome(source, "rejected", f"benchmark, method and seed: {describe(record)} is also submitted from {targets[target]}"))
             continue
         targets[target] = source
         if target.exists() and same_record(target, checked):
             outcomes.append(Outcome(source, "unchanged", f"{target} already holds this record"))
             continue
         if target.exists() and not replace:
-            outcomes.append(Outcome(source, "rejected", f"target: {target} already holds a different record for {describe(result)}; pass --replace to replace it"))
+            outcomes.append(Outcome(source, "rejected", f"target: {target} already holds a different record for {describe(record)}; pass --replace to replace it"))
             continue
         status = copy_record(checked, target, replace)
-        outcomes.append(Outcome(source, status, f"{describe(result)} -> {target}"))
+        outcomes.append(Outcome(source, status, f"{describe(record)} -> {target}"))
     return outcomes
 
 
