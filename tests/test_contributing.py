@@ -85,3 +85,28 @@ def test_a_broken_entry_point_is_one_line_naming_it(fresh_entry_points, cli):
     assert result.code == 2
     line = result.error_line()
     assert "entry point 'broken' = 'tb_ep_missing_module'" in line and "ModuleNotFoundError" in line
+
+
+def test_a_method_file_is_part_of_the_record_and_rerun_refuses_changed_code(cli, tmp_path):
+    import hashlib
+
+    method_file = tmp_path / "code" / "label_smoothing.py"
+    method_file.parent.mkdir()
+    method_file.write_bytes(EXAMPLE.read_bytes())
+    results = tmp_path / "results"
+    ran = cli("run", "--method-file", method_file, "--method", "ls", "--dataset", "digits-lt", "--epochs", "1", "--out", results, "--quiet")
+    assert ran.code == 0, ran.err
+    record = json.loads((results / "digits-lt@epochs=1" / "ls" / "seed-0" / "result.json").read_text())
+    part = record["method"]["parts"][0]
+    assert part["origin"] == "file" and part["code"]["file"] == "label_smoothing.py"
+    assert part["code"]["text"] == EXAMPLE.read_text() and part["code"]["sha256"] == hashlib.sha256(EXAMPLE.read_bytes()).hexdigest()
+
+    same = cli("rerun", "digits-lt@epochs=1", "ls", "--results", results, "--method-file", method_file)
+    assert same.code == 0 and "agree: all" in same.out, same.err + same.out
+    method_file.write_text(EXAMPLE.read_text() + "\n# an edit after the run\n")
+    refused = cli("rerun", "digits-lt@epochs=1", "ls", "--results", results, "--method-file", method_file)
+    assert refused.code == 2 and refused.out == ""
+    line = refused.error_line()
+    assert "method part 'ls' ran from label_smoothing.py" in line and "--allow-changed-code" in line
+    allowed = cli("rerun", "digits-lt@epochs=1", "ls", "--results", results, "--method-file", method_file, "--allow-changed-code")
+    assert allowed.code == 0 and "note: method part 'ls'" in allowed.out

@@ -86,9 +86,10 @@ def problems(error: ValidationError, version: object) -> list[tuple[str, str]]:
         else:
             out.append((where(loc), reason(item, version)))
     for loc, items in unions.items():
-        kinds = sorted({i["type"].removesuffix("_type") for i in items}, key=["str", "int", "float", "bool"].index)
-        words = {"str": "a string", "int": "a number", "float": "a number", "bool": "a boolean"}
-        wanted = list(dict.fromkeys(words[k] for k in kinds))
+        order = ["string", "int", "float", "bool"]
+        kinds = sorted({i["type"].removesuffix("_type") for i in items}, key=lambda k: order.index(k) if k in order else len(order))
+        words = {"string": "a string", "int": "a number", "float": "a number", "bool": "a boolean"}
+        wanted = list(dict.fromkeys(words.get(k, k) for k in kinds))
         text = wanted[0] if len(wanted) == 1 else ", ".join(wanted[:-1]) + " or " + wanted[-1]
         out[out.index((where(loc), ""))] = (where(loc), f"expected {text}, got {type_name(items[0].get('input'))}")
     return out
