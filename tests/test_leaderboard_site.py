@@ -223,3 +223,19 @@ def test_compare_names_what_is_missing(results, cli):
     assert result.code == 2 and "has no entry for method 'ldam'" in result.error_line()
     result = cli("compare", "nope", "ce", "ce+drs", "--results", results)
     assert result.code == 2 and "no run records for benchmark 'nope'" in result.error_line()
+
+
+def test_entries_that_ran_external_code_are_marked(tmp_path):
+    import hashlib
+
+    text = "# my loss\n"
+    code = {"origin": "file", "code": {"file": "my_loss.py", "sha256": hashlib.sha256(text.encode()).hexdigest(), "text": text}}
+    root = tmp_path / "results"
+    fake_record(root, "digits-lt", "ce", 0)
+    fake_record(root, "digits-lt", "mine", 0, code=code)
+    files = render_files(root)
+    page = files["index.html"].decode()
+    assert page.count('<span class="badge external" title="mine (my_loss.py)">external code</span>') == 1
+    markdown = files["LEADERBOARD.md"].decode()
+    assert "| `mine` ‡ | 1 |" in markdown and "| `ce` | 1 |" in markdown
+    assert "‡ runs method parts from outside tailbench (their run records hold the source): `mine`: mine (my\\_loss.py)." in markdown

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from functools import cached_property
 
-import numpy as np
 import pandas as pd
 
 from tailbench.results.records import StoredRun
@@ -18,14 +17,6 @@ class Stat:
     n: int
 
 
-def stat(values: list[float | None]) -> Stat:
-    present = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if not present:
-        return Stat(None, None, 0)
-    std = float(np.std(present, ddof=1)) if len(present) > 1 else None
-    return Stat(float(np.mean(present)), std, len(present))
-
-
 @dataclass
 class Entry:
     benchmark: str
@@ -36,8 +27,29 @@ class Entry:
     def seeds(self) -> list[int]:
         return [r.seed for r in self.runs]
 
+    @cached_property
+    def summaries(self) -> pd.DataFrame:
+        """One row per seed, one column per summary number (missing: NaN)."""
+        return pd.DataFrame([r.summary for r in self.runs], index=self.seeds, dtype=float)
+
+    @cached_property
+    def stats(self) -> pd.DataFrame:
+        """Per summary number: mean and sample standard deviation (ddof = 1) over the seeds that have it, and their count."""
+        values = self.summaries
+        return pd.DataFrame({"mean": values.mean(), "std": values.std(ddof=1), "n": values.count()})
+
     def metric(self, key: str) -> Stat:
-        return stat([r.summary.get(key) for r in self.runs])
+        if key not in self.stats.index:
+            return Stat(None, None, 0)
+        row = self.stats.loc[key]
+        n = int(row["n"])
+        return Stat(float(row["mean"]) if n else None, float(row["std"]) if n > 1 else None, n)
+
+    @property
+    def external_code(self) -> list[str]:
+        """`part (file)` for each part whose code came from outside tailbench (a --method-file or a package)."""
+        found = {f"{part.name} ({part.code.file})": None for run in self.runs for part in run.record.method.external_parts if part.code}
+        return list(found)
 
     def per_class_mean(self) -> pd.DataFrame:
         """Per-class columns averaged over seeds (train counts are the same in every seed)."""

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from tailbench.errors import UserError
 from tailbench.leaderboard.aggregate import Entry, entries
-from tailbench.leaderboard.html import benchmark_html, render_html
+from tailbench.leaderboard.html import benchmark_section as html_section
+from tailbench.leaderboard.html import render_html
 from tailbench.leaderboard.markdown import benchmark_section, render
 from tailbench.leaderboard.plots import accuracy_vs_count_png, ekld_vs_count_png
 from tailbench.leaderboard.reported import Reported, by_benchmark, load_reported
@@ -121,7 +122,7 @@ def render_files(results: Path) -> dict[str, bytes]:
             plot_names.append((name, alt))
             plots.append((files[name], alt))
         md_sections.append(benchmark_section(benchmark, group, plot_names, reported.get(benchmark)))
-        html_sections.append((benchmark, benchmark_html(index, benchmark, group, plots, reported.get(benchmark, []))))
+        html_sections.append(html_section(index, benchmark, group, plots, reported.get(benchmark, [])))
     files["LEADERBOARD.md"] = render(md_sections).encode()
     files["index.html"] = render_html(html_sections).encode()
     files["summary.csv"] = summary_csv(grouped)

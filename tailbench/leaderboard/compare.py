@@ -83,15 +83,9 @@ def summary_keys(a: Entry, b: Entry) -> list[str]:
     return keys + learned
 
 
-def _std(values: list[float]) -> float | None:
-    if len(values) < 2:
-        return None
-    mean = math.fsum(values) / len(values)
-    return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
-
-
-def _mean(values: list[float]) -> float | None:
-    return math.fsum(values) / len(values) if values else None
+def _float(value: float) -> float | None:
+    """A pandas statistic as a float, None where it is undefined (NaN: too few values)."""
+    return None if math.isnan(value) else float(value)
 
 
 def compare(results: Path, benchmark: str, method_a: str, method_b: str) -> Comparison:
@@ -106,14 +100,17 @@ def compare(results: Path, benchmark: str, method_a: str, method_b: str) -> Comp
         per_class[f"{column}_b"] = table_b[column].to_numpy()
         per_class[f"{column}_diff"] = per_class[f"{column}_b"] - per_class[f"{column}_a"]
     shared = sorted(set(a.seeds) & set(b.seeds))
-    runs_a = {r.seed: r.summary for r in a.runs}
-    runs_b = {r.seed: r.summary for r in b.runs}
-    paired = []
-    for key in summary_keys(a, b):
-        pairs = [(runs_a[s].get(key), runs_b[s].get(key)) for s in shared]
-        pairs = [(float(x), float(y)) for x, y in pairs if x is not None and y is not None]
-        diffs = [y - x for x, y in pairs]
-        paired.append(Paired(key, _mean([x for x, _ in pairs]), _mean([y for _, y in pairs]), _mean(diffs), _std(diffs), len(diffs)))
+    keys = summary_keys(a, b)
+    values_a = a.summaries.reindex(index=shared, columns=keys)
+    values_b = b.summaries.reindex(index=shared, columns=keys)
+    both = values_a.notna() & values_b.notna()  # a seed counts for a number when both entries have it
+    values_a, values_b = values_a.where(both), values_b.where(both)
+    diffs = values_b - values_a
+    paired = [
+        Paired(key, _float(values_a[key].mean()), _float(values_b[key].mean()), _float(diffs[key].mean()),
+               _float(diffs[key].std(ddof=1)), int(diffs[key].count()))
+        for key in keys
+    ]
     return Comparison(benchmark, a, b, per_class, shared, paired)
 
 

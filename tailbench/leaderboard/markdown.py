@@ -90,7 +90,7 @@ def benchmark_section(benchmark: str, entries: list[Entry], plot_names: list[tup
         )
         lines += ["", "| " + " | ".join(headers) + " |", "|" + "|".join(["---"] * len(headers)) + "|"]
         for entry in entries:
-            cells = [code(entry.method), str(len(entry.runs))]
+            cells = [code(entry.method) + (" ‡" if entry.external_code else ""), str(len(entry.runs))]
             cells += [fmt(entry.metric(key), 100.0, 1) for key, _ in ACCURACY_COLUMNS]
             for family in families:
                 cells += [
@@ -101,6 +101,9 @@ def benchmark_section(benchmark: str, entries: list[Entry], plot_names: list[tup
             if learned:
                 cells.append(escape(learned_cell(entry)))
             lines.append("| " + " | ".join(cells) + " |")
+        external = [f"{code(entry.method)}: {escape(', '.join(entry.external_code))}" for entry in entries if entry.external_code]
+        if external:
+            lines += ["", "‡ runs method parts from outside tailbench (their run records hold the source): " + "; ".join(external) + "."]
         for name, alt in plot_names:
             lines += ["", f"![{escape(alt)}]({name})"]
     else:
