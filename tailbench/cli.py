@@ -1,4 +1,10 @@
-"""The `tailbench` command line."""
+"""The `tailbench` command line.
+
+It answers at once: this module and the parsers of every command import nothing heavy, and each
+command checks every name and option (datasets, recipes, method specs, hyper-parameters, devices)
+before torch loads, so help, lists, `describe` and bad input take a fraction of a second
+(`scripts/bench_startup.py` measures it).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tailbench import __version__, cli_options
 from tailbench.benchmarks import rerun as rerun_command
 from tailbench.errors import UserError
 from tailbench.leaderboard import compare as compare_command
@@ -14,18 +21,30 @@ from tailbench.results import submit as submit_command
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line and exit code 2."""
+    """argparse, but a usage mistake is one line and exit code 2, and help shows defaults."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", cli_options.HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def load_method_files(paths: list[str] | None) -> None:
+    from tailbench.methods import load_method_file
+
+    for path in paths or []:
+        load_method_file(path)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    if args.method_file and args.what != "methods":
+        raise UserError(f"--method-file lists the parts a file defines: use it with `tailbench list methods`, not {args.what}")
     console = Console()
-
     if args.what == "datasets":
         from tailbench.datasets import dataset_names, get_dataset
 
@@ -34,12 +53,14 @@ def cmd_list(args: argparse.Namespace) -> int:
             builder = get_dataset(name)
             table.add_row(name, builder.recipe, builder.nuisance or "—", ", ".join(builder.invariance_families), builder.summary)
     elif args.what == "methods":
-        from tailbench.methods import method_parts
+        from tailbench.methods import method_parts, part_source
 
-        table = Table("part", "kind", "description", "hyper-parameters", "paper")
+        load_method_files(args.method_file)
+        table = Table("part", "kind", "description", "hyper-parameters", "paper", "code")
         for name, part in method_parts().items():
             hp = ", ".join(f"{k}={v}" for k, v in part.hparams.items()) or "—"
-            table.add_row(name, part.kind, part.description, hp, part.paper)
+            source = part_source(part)
+            table.add_row(name, part.kind, part.description, hp, part.paper, "built in" if source.origin == "builtin" else f"{source.file} ({source.origin})")
     else:
         from tailbench.benchmarks.recipe import load_recipe, recipe_names
 
@@ -55,7 +76,6 @@ def cmd_describe(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
     from tailbench.datasets import get_dataset
 
     builder = get_dataset(args.dataset, parse_assignments("--dataset-opt", args.dataset_opt))
@@ -65,7 +85,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
     for c, name in enumerate(manifest.class_names):
         table.add_row(str(c), name, str(train[c]), str(val[c]), str(test[c]))
     table.add_row("all", "", f"{sum(train):,}", f"{sum(val):,}", f"{sum(test):,}")
-    console.print(table)
+    Console().print(table)
     print(f"source: {builder.source}")
     print(f"licence: {builder.licence}")
     print("options: " + ", ".join(f"{k}={v}" for k, v in builder.opts.items()))
@@ -75,7 +95,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def run_config(args: argparse.Namespace, dataset: str, method: str, seed: int):
-    from tailbench.benchmarks.runner import RunConfig
+    from tailbench.benchmarks.config import RunConfig
 
     return RunConfig(
         dataset=dataset, method=method, seed=seed,
@@ -87,27 +107,35 @@ def run_config(args: argparse.Namespace, dataset: str, method: str, seed: int):
     )
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from tailbench.benchmarks.runner import run
-    from tailbench.methods import load_method_file
+def checked_configs(args: argparse.Namespace, datasets: list[str], methods: list[str], seeds: list[int]) -> list:
+    """Every run's config, each checked (names, options, spec, hyper-parameters) before torch loads."""
+    from tailbench.benchmarks.config import resolve
 
-    for path in args.method_file or []:
-        load_method_file(path)
-    run(run_config(args, args.dataset, args.method, args.seed))
+    load_method_files(args.method_file)
+    configs = [run_config(args, d, m, s) for d in datasets for m in methods for s in seeds]
+    for config in configs:
+        resolve(config)
+    return configs
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config, = checked_configs(args, [args.dataset], [args.method], [args.seed])
+    from tailbench.benchmarks.runner import run
+
+    run(config)
     return 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    configs = checked_configs(args, args.datasets, args.methods, args.seeds)
     from tailbench.benchmarks.sweep import sweep
-    from tailbench.methods import load_method_file
 
-    for path in args.method_file or []:
-        load_method_file(path)
-    configs = [run_config(args, d, m, s) for d in args.datasets for m in args.methods for s in args.seeds]
     return sweep(configs)
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    if not args.results.is_dir():
+        raise UserError(f"--results {args.results} is not a folder of run records; run `tailbench run` first or point --results at one")
     from tailbench.leaderboard.build import build_leaderboard
 
     for path in build_leaderboard(args.results, args.out):
@@ -139,51 +167,53 @@ def comma_ints(text: str) -> list[int]:
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset-opt", action="append", metavar="KEY=VALUE", help="dataset option, repeatable")
-    p.add_argument("--hp", action="append", metavar="PART.KEY=VALUE", help="method hyper-parameter, repeatable")
-    p.add_argument("--method-file", action="append", metavar="FILE.py", help="register method parts from a file")
+    cli_options.dataset_opt(p)
+    p.add_argument("--hp", action="append", metavar="PART.KEY=VALUE", help="method hyper-parameter, repeatable; `tailbench list methods` shows the defaults")
+    cli_options.method_file(p)
     p.add_argument("--recipe", help="recipe name (default: the dataset's own); see `tailbench list recipes`")
     p.add_argument("--epochs", type=int, help="override the recipe's epochs (the lr schedule rescales)")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--ekld-transforms", type=int, help="transforms per image for eKLD (recipe default)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    p.add_argument("--out", type=Path, default=Path("runs"), help="folder of run records (default: runs)")
-    p.add_argument("--data-dir", type=Path, help="folder of official dataset files (default: $TAILBENCH_DATA or ~/.cache/tailbench)")
+    p.add_argument("--batch-size", type=int, help="override the recipe's batch size")
+    p.add_argument("--lr", type=float, help="override the recipe's learning rate")
+    p.add_argument("--ekld-transforms", type=int, help="override the recipe's transforms per image for eKLD")
+    cli_options.device(p)
+    cli_options.out(p, Path("runs"), "folder of run records: OUT/<benchmark>/<method>/seed-<seed>/")
+    cli_options.data_dir(p)
     p.add_argument("--force", action="store_true", help="run again even if the run record is complete")
     p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="tailbench", description="Per-class accuracy and invariance benchmarks for long-tailed classification.")
+    parser.add_argument("--version", action="version", version=f"tailbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     p = sub.add_parser("list", help="list registered datasets, method parts or recipes")
     p.add_argument("what", choices=["datasets", "methods", "recipes"])
+    cli_options.method_file(p)
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("describe", help="per-class split sizes, sources and manifest of a dataset (no data needed)")
     p.add_argument("dataset")
-    p.add_argument("--dataset-opt", action="append", metavar="KEY=VALUE", help="dataset option, repeatable")
+    cli_options.dataset_opt(p)
     p.set_defaults(func=cmd_describe)
 
     p = sub.add_parser("run", help="train and evaluate one method on one dataset with one seed")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--method", required=True, help="a spec: loss[+rule][+augmentation], e.g. ce+drs")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dataset", required=True, help="a dataset name; see `tailbench list datasets`")
+    p.add_argument("--method", required=True, help="a spec: loss[+rule][+augmentation...], e.g. ce+drs")
+    p.add_argument("--seed", type=int, default=0, help="the run's seed")
     add_run_options(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("sweep", help="run every dataset x method x seed combination, skipping finished runs")
     p.add_argument("--datasets", required=True, type=comma_list, help="comma-separated dataset names")
     p.add_argument("--methods", required=True, type=comma_list, help="comma-separated method specs")
-    p.add_argument("--seeds", default=[0], type=comma_ints, help="comma-separated seeds (default 0)")
+    p.add_argument("--seeds", default=[0], type=comma_ints, help="comma-separated seeds")
     add_run_options(p)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("leaderboard", help="build LEADERBOARD.md, index.html, CSV exports and plots from run records")
-    p.add_argument("--results", type=Path, default=Path("results"))
-    p.add_argument("--out", type=Path, default=Path("leaderboard"))
+    cli_options.results(p)
+    cli_options.out(p, Path("leaderboard"), "folder to write the leaderboard into")
     p.set_defaults(func=cmd_leaderboard)
     submit_command.add_parser(sub)
     rerun_command.add_parser(sub)
@@ -194,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = p.add_subparsers(dest="action", required=True, parser_class=OneLineParser)
     fetch = data_sub.add_parser("fetch", help="install or download a dataset's official files")
     fetch.add_argument("dataset")
-    fetch.add_argument("--data-dir", type=Path)
+    cli_options.data_dir(fetch)
     fetch.set_defaults(func=cmd_data)
     return parser
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from tailbench.errors import UserError
+from tailbench.families import NATURAL_FAMILIES  # noqa: F401  (re-exported: the names of the families below)
 
 
 def uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
@@ -260,8 +261,6 @@ class Scale(NuisanceFamily):
         matrices[:, 1, 1] = inverse
         return warp_affine(x, matrices, "bilinear", "reflection").clamp_(0.0, 1.0)
 
-
-NATURAL_FAMILIES: tuple[str, ...] = ("light", "rot15", "shift", "scale")
 
 for _family in (Lighting(), SmallRotation(), Translation(), Scale()):
     register_family(_family)

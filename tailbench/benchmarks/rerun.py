@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tailbench import cli_options
 from tailbench.benchmarks.recipe import RECIPE_OVERRIDES
 from tailbench.errors import UserError
 
@@ -37,18 +38,18 @@ def add_parser(subparsers) -> None:
     p.add_argument("benchmark", metavar="DATASET", help="the benchmark id, as in the run folder (e.g. digits-lt@epochs=1)")
     p.add_argument("method", help="the entry, as in the run folder: the method spec, plus @part.key=value for changed hyper-parameters")
     p.add_argument("--seed", type=int, help="which of the entry's seeds to rerun (default: its smallest)")
-    p.add_argument("--results", type=Path, default=Path("results"), help="the results folder (default: results)")
+    cli_options.results(p)
     p.add_argument("--tolerance", type=float, help="absolute tolerance for every summary number (default: 2 x the std over the entry's seeds)")
-    p.add_argument("--device", choices=["cpu", "cuda"], help="run on this device instead of the record's device type")
-    p.add_argument("--data-dir", type=Path, help="folder of official dataset files")
-    p.add_argument("--method-file", action="append", metavar="FILE.py", help="register method parts from a file (for methods not in tailbench)")
+    cli_options.device(p, default=None, what="run on this device instead of the record's device type")
+    cli_options.data_dir(p)
+    cli_options.method_file(p)
     p.add_argument("--allow-changed-code", action="store_true", help="rerun even if a part's code differs from the code the record ran")
     p.set_defaults(func=cmd_rerun)
 
 
 def config_from_record(record: RunRecord, out: Path, device: str | None = None, data_dir: Path | None = None):
     """The RunConfig that reproduces a stored run (values keep their stored JSON types)."""
-    from tailbench.benchmarks.runner import RunConfig
+    from tailbench.benchmarks.config import RunConfig
     from tailbench.methods import method_parts
 
     recipe = record.recipe
@@ -220,18 +221,19 @@ def rerun(results: Path, benchmark: str, method: str, seed: int | None, toleranc
         raise UserError(f"{changes[0]}; pass that code with --method-file, or --allow-changed-code to rerun with this code anyway")
     for change in changes:
         print(f"note: {change}; rerunning with this code (--allow-changed-code)")
-    from tailbench.benchmarks.runtime import device_kind, device_name, resolve_device
-
-    rerun_device = resolve_device(device or record.record.provenance.device_type)
-    rerun_kind = device_kind(rerun_device.type, device_name(rerun_device))
-    keys = list(record.summary)
-    allowed, how = tolerances(runs, keys, tolerance, record.result, rerun_kind)
-
-    from tailbench.benchmarks.runner import run
+    from tailbench.benchmarks.config import resolve
     from tailbench.results.records import read_run
 
     with tempfile.TemporaryDirectory(prefix="tailbench-rerun-") as folder:
         config = config_from_record(record.record, Path(folder), device, data_dir)
+        resolve(config)  # every name and option still known here, before torch loads
+        from tailbench.benchmarks.runner import run
+        from tailbench.benchmarks.runtime import device_kind, device_name, resolve_device
+
+        rerun_device = resolve_device(device or record.record.provenance.device_type)
+        rerun_kind = device_kind(rerun_device.type, device_name(rerun_device))
+        keys = list(record.summary)
+        allowed, how = tolerances(runs, keys, tolerance, record.result, rerun_kind)
         print(f"rerunning {benchmark} / {method} / seed {record.seed} on {rerun_kind} from {record.directory}")
         directory = run(config)
         new = read_run(directory)
@@ -252,6 +254,8 @@ def rerun(results: Path, benchmark: str, method: str, seed: int | None, toleranc
 def cmd_rerun(args: argparse.Namespace) -> int:
     from tailbench.methods import load_method_file
 
+    if args.device not in (None, "cpu", "cuda"):
+        raise UserError(f"--device {args.device!r} is not one of cpu, cuda (default: the record's device type)")
     for path in args.method_file or []:
         load_method_file(path)
     return 0 if rerun(args.results, args.benchmark, args.method, args.seed, args.tolerance, args.device, args.data_dir, args.allow_changed_code) else 1

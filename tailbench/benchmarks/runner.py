@@ -4,77 +4,37 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
 from tailbench.benchmarks import provenance
+from tailbench.benchmarks.config import RunConfig, resolve  # noqa: F401  (RunConfig: part of this module's API)
 from tailbench.benchmarks.runtime import Runtime, choose_runtime, device_name, make_deterministic, resolve_device, seed_everything
 from tailbench.benchmarks.evaluation import per_class_accuracy, predict_log_probs
 from tailbench.benchmarks.invariance import measure_invariance
 from tailbench.benchmarks.metrics import summarize
 from tailbench.benchmarks.progress import console, print_run_summary
-from tailbench.benchmarks.recipe import Recipe, load_recipe, with_overrides
+from tailbench.benchmarks.recipe import Recipe
 from tailbench.benchmarks.trainer import train
-from tailbench.datasets import get_dataset
-from tailbench.datasets.base import DatasetBuilder, LongTailedData
+from tailbench.datasets.base import LongTailedData
 from tailbench.datasets.sources import default_data_dir
 from tailbench.errors import UserError
-from tailbench.methods import ComposedMethod, MethodContext, parse_spec
-from tailbench.methods.registry import changed_hparams, resolve_hparams
+from tailbench.methods import ComposedMethod, MethodContext
 from tailbench.models import create_model
 from tailbench.models.wrappers import InputNormalization
 from tailbench.nuisance import get_family
 from tailbench.results import SCHEMA_VERSION
 from tailbench.results.record import RunRecord
-from tailbench.results.store import benchmark_id, is_complete, json_safe, method_id, path_component_problem, run_dir, write_run
-
-
-@dataclass
-class RunConfig:
-    dataset: str
-    method: str
-    seed: int = 0
-    dataset_options: dict[str, str] = field(default_factory=dict)
-    hparams: dict[str, str] = field(default_factory=dict)
-    recipe: str | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    ekld_transforms: int | None = None
-    device: str = "auto"
-    out: Path = Path("runs")
-    data_dir: Path | None = None
-    force: bool = False
-    quiet: bool = False
-
-
-def resolve(config: RunConfig) -> tuple[DatasetBuilder, Recipe, str, str]:
-    """Check every name and number before any data is read or any file written; return the
-    dataset builder, the recipe, and the benchmark and method entry the run belongs to."""
-    if config.seed < 0:
-        raise UserError(f"--seed must be a non-negative integer, got {config.seed}")
-    builder = get_dataset(config.dataset, config.dataset_options)
-    recipe = with_overrides(
-        load_recipe(config.recipe or builder.recipe),
-        epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, ekld_transforms=config.ekld_transforms,
-    )
-    parts = parse_spec(config.method)
-    changed = changed_hparams(parts, resolve_hparams(parts, config.hparams))
-    for family in builder.invariance_families:
-        get_family(family)
-    benchmark = benchmark_id(builder.dataset_id, builder.recipe, recipe.name, recipe.overrides)
-    entry = method_id(config.method, changed)
-    bad = path_component_problem(entry)
-    if bad:
-        raise UserError(f"the run's method entry {bad}; choose --hp values without '/', '\\' or NUL, and a shorter spec")
-    return builder, recipe, benchmark, entry
+from tailbench.results.store import is_complete, json_safe, run_dir, write_run
 
 
 def run(config: RunConfig) -> Path:
     builder, recipe, benchmark, entry = resolve(config)
+    for family in builder.invariance_families:
+        get_family(family)
     directory = run_dir(config.out, benchmark, entry, config.seed)
     if is_complete(directory) and not config.force:
         console.print(f"{directory} is already complete; skipped (use --force to run it again)")

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
 
 from tailbench.datasets.manifest import SPLITS, Manifest, load_frozen
 from tailbench.errors import UserError
-from tailbench.nuisance import apply_fixed_draw, get_family
+
+if TYPE_CHECKING:  # torch loads with the data (`load`), not with the registry: the CLI checks names without it
+    import torch
 
 
 @dataclass
@@ -63,6 +64,8 @@ class LongTailedData:
 
     @property
     def train_counts(self) -> torch.Tensor:
+        import torch
+
         return torch.bincount(self.train.y, minlength=self.num_classes)
 
     def to(self, device: torch.device | str) -> "LongTailedData":
@@ -143,6 +146,10 @@ class DatasetBuilder:
         return np.bincount(labels, minlength=self.num_classes).tolist()
 
     def load(self, data_dir: Path) -> LongTailedData:
+        import torch
+
+        from tailbench.nuisance import apply_fixed_draw, get_family
+
         arrays = self.read_source(data_dir)
         totals = {source: self._class_totals(source, labels) for source, labels in arrays.labels.items()}
         manifest, frozen = self.manifest(totals)

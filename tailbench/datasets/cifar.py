@@ -32,7 +32,7 @@ from tailbench.datasets.profiles import exp_sizes, step_sizes
 from tailbench.datasets.registry import register_dataset
 from tailbench.datasets.sources import missing_files_error, read_bytes, verify
 from tailbench.errors import UserError
-from tailbench.nuisance import NATURAL_FAMILIES
+from tailbench.families import NATURAL_FAMILIES
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 CIFAR100_CLASSES = [

@@ -40,8 +40,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from tailbench.datasets.base import DatasetBuilder, SourceArrays
 from tailbench.datasets.longtail import long_tailed_manifest
@@ -50,7 +48,7 @@ from tailbench.datasets.profiles import exp_sizes
 from tailbench.datasets.registry import register_dataset
 from tailbench.datasets.sources import default_data_dir, missing_files_error, verify
 from tailbench.errors import UserError
-from tailbench.nuisance import NATURAL_FAMILIES
+from tailbench.families import NATURAL_FAMILIES
 
 NUM_CLASSES = 43
 SIZE = 32
@@ -149,6 +147,9 @@ def decode_all(paths: list[str]) -> list[np.ndarray]:
 
 def resize_all(images: list[np.ndarray], size: int) -> np.ndarray:
     """uint8 [N, 3, size, size]: bilinear with antialiasing, one interpolate call per source size."""
+    import torch
+    import torch.nn.functional as F
+
     out = np.empty((len(images), 3, size, size), dtype=np.uint8)
     by_shape: dict[tuple[int, int], list[int]] = {}
     for i, image in enumerate(images):

@@ -40,7 +40,7 @@ from tailbench.datasets.profiles import exp_sizes
 from tailbench.datasets.registry import register_dataset
 from tailbench.datasets.sources import missing_files_error, verify
 from tailbench.errors import UserError
-from tailbench.nuisance import NATURAL_FAMILIES
+from tailbench.families import NATURAL_FAMILIES
 
 FOLDER = "tiny-imagenet-200"
 ZIP_NAME = "tiny-imagenet-200.zip"

@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tailbench import cli_options
 from tailbench.errors import UserError
 
 
@@ -36,12 +37,12 @@ def add_parser(subparsers) -> None:
 def _identity_arguments(p: argparse.ArgumentParser) -> None:
     """What names a cached generator: dataset (and options), generator config, iterations, seed."""
     p.add_argument("--dataset", required=True)
-    p.add_argument("--dataset-opt", action="append", metavar="KEY=VALUE", help="dataset option, repeatable")
+    cli_options.dataset_opt(p)
     p.add_argument("--iters", type=int, help="training iterations (default 10000, the paper's K49 setting)")
     p.add_argument("--seed", type=int, default=0, help="generator seed (default 0: the one every `+git` run uses unless git.gen_seed is set)")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="generator option (dim, n_res, batch_size, lr_step, ...), repeatable")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    p.add_argument("--data-dir", type=Path, help="folder of official dataset files (default: $TAILBENCH_DATA or ~/.cache/tailbench)")
+    cli_options.device(p)
+    cli_options.data_dir(p)
     p.add_argument("--cache-dir", type=Path, help="cache root (default: $TAILBENCH_CACHE or ~/.cache/tailbench); generators go under generators/")
 
 

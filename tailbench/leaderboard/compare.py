@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tailbench import cli_options
 from tailbench.errors import UserError
 
 if TYPE_CHECKING:  # pandas and the records load only when the command runs, not at CLI start
@@ -32,7 +33,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("benchmark", metavar="DATASET", help="the benchmark id, as in the run folder")
     p.add_argument("method_a", metavar="METHOD_A", help="an entry: the method spec, plus @part.key=value for changed hyper-parameters")
     p.add_argument("method_b", metavar="METHOD_B")
-    p.add_argument("--results", type=Path, default=Path("results"), help="the results folder (default: results)")
+    cli_options.results(p)
     p.set_defaults(func=cmd_compare)
 
 

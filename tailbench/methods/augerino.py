@@ -67,13 +67,16 @@ class Augerino(MethodPart):
     # sync no CUDA graph can hold. Augerino's steps run eagerly.
     capture_safe = False
 
+    @classmethod
+    def check_hparams(cls, hp: dict[str, object]) -> None:
+        if int(hp["copies"]) < 1:  # type: ignore[call-overload]
+            raise UserError(f"--hp augerino.copies={hp['copies']}: the number of evaluation copies must be at least 1")
+
     def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
         super().__init__(ctx, hp)
         self.reg = float(hp["reg"])  # type: ignore[arg-type]
         self.copies = int(hp["copies"])  # type: ignore[call-overload]
         self.color = bool(hp["color"])
-        if self.copies < 1:
-            raise UserError(f"--hp augerino.copies={self.copies}: the number of evaluation copies must be at least 1")
         self.wrapper: AugerinoAugment | None = None
         self._eval_seed = (ctx.seed * 1_000_003 + 0xA06E) % (2**63)
         self._eval_generator: torch.Generator | None = None

@@ -93,6 +93,12 @@ class MethodPart:
         self.ctx = ctx
         self.hp = hp
 
+    @classmethod
+    def check_hparams(cls, hp: dict[str, object]) -> None:
+        """Raise UserError for hyper-parameter values the part cannot run with (e.g. a negative
+        width). Called when a spec is resolved, before torch or any data loads, so a bad --hp is
+        answered at once; values arrive typed like the defaults."""
+
     def prepare(self, data: "LongTailedData") -> None:
         """Once before training, with the dataset on the run's device (e.g. train a generator)."""
 

@@ -47,18 +47,21 @@ class GenerativeInvarianceTransfer(MethodPart):
         "gen_seed": 0,  # the generator's seed, shared by every run seed; -1: the run's seed
     }
 
-    def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
-        super().__init__(ctx, hp)
-        import torch
-
-        from tailbench.generative.model import GeneratorConfig
-
+    @classmethod
+    def check_hparams(cls, hp: dict[str, object]) -> None:
         if not 0.0 <= float(hp["gen_frac"]) <= 1.0:
             raise UserError(f"--hp git.gen_frac={hp['gen_frac']} must lie in [0, 1]")
         if int(hp["threshold"]) < 0:
             raise UserError(f"--hp git.threshold={hp['threshold']} must be 0 (off) or a positive class size")
         if int(hp["gen_seed"]) < -1:
             raise UserError(f"--hp git.gen_seed={hp['gen_seed']} must be -1 (the run's seed) or a seed")
+
+    def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
+        super().__init__(ctx, hp)
+        import torch
+
+        from tailbench.generative.model import GeneratorConfig
+
         self.config = GeneratorConfig().with_options(
             {"iters": hp["iters"], "batch_size": hp["gen_batch"], "dim": hp["dim"], "n_res": hp["n_res"], "lr_step": hp["lr_step"]}
         )

@@ -65,11 +65,14 @@ class LabelMixing(MethodPart):
     mixes_labels = True
     capture_safe = True
 
+    @classmethod
+    def check_hparams(cls, hp: dict[str, object]) -> None:
+        if not float(hp["alpha"]) > 0.0:
+            raise UserError(f"--hp {cls.name}.alpha={hp['alpha']} must be positive (lambda ~ Beta(alpha, alpha))")
+
     def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
         super().__init__(ctx, hp)
         self.alpha = float(hp["alpha"])
-        if not self.alpha > 0.0:
-            raise UserError(f"--hp {self.name}.alpha={hp['alpha']} must be positive (lambda ~ Beta(alpha, alpha))")
 
     def hard_labels(self, batch: Batch) -> torch.Tensor:
         if batch.y.ndim != 1:
@@ -102,11 +105,15 @@ class CutMix(LabelMixing):
     paper = "Yun et al., ICCV 2019 (CutMix)"
     hparams = {"alpha": 1.0, "prob": 0.5}
 
+    @classmethod
+    def check_hparams(cls, hp: dict[str, object]) -> None:
+        super().check_hparams(hp)
+        if not 0.0 <= float(hp["prob"]) <= 1.0:
+            raise UserError(f"--hp cutmix.prob={hp['prob']} must lie in [0, 1]")
+
     def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
         super().__init__(ctx, hp)
         self.prob = float(hp["prob"])
-        if not 0.0 <= self.prob <= 1.0:
-            raise UserError(f"--hp cutmix.prob={hp['prob']} must lie in [0, 1]")
 
     def box(self, lam: torch.Tensor, size: int, centre: torch.Tensor) -> torch.Tensor:
         """[size] bool: the positions the box covers along one side (centre in [0, 1))."""
@@ -136,15 +143,19 @@ class Remix(LabelMixing):
     paper = "Chou et al., ECCV 2020 Workshops (Remix)"
     hparams = {"alpha": 1.0, "kappa": 3.0, "tau": 0.5}
 
+    @classmethod
+    def check_hparams(cls, hp: dict[str, object]) -> None:
+        super().check_hparams(hp)
+        if not float(hp["kappa"]) >= 1.0:
+            raise UserError(f"--hp remix.kappa={hp['kappa']} must be at least 1 (a class-size ratio)")
+        if not 0.0 <= float(hp["tau"]) <= 1.0:
+            raise UserError(f"--hp remix.tau={hp['tau']} must lie in [0, 1]")
+
     def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
         super().__init__(ctx, hp)
         from tailbench.methods.losses import class_counts
 
         self.kappa, self.tau = float(hp["kappa"]), float(hp["tau"])
-        if not self.kappa >= 1.0:
-            raise UserError(f"--hp remix.kappa={hp['kappa']} must be at least 1 (a class-size ratio)")
-        if not 0.0 <= self.tau <= 1.0:
-            raise UserError(f"--hp remix.tau={hp['tau']} must lie in [0, 1]")
         self.counts = class_counts(ctx).float()
 
     def label_weight(self, lam: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

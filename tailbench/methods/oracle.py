@@ -40,11 +40,14 @@ class OracleNuisance(MethodPart):
     paper = "- (oracle reference)"
     hparams = {"max_class_size": 0}
 
+    @classmethod
+    def check_hparams(cls, hp: dict[str, object]) -> None:
+        if int(hp["max_class_size"]) < 0:  # type: ignore[call-overload]
+            raise UserError(f"--hp oracle.max_class_size={hp['max_class_size']} must be >= 0 (0: every class)")
+
     def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
         super().__init__(ctx, hp)
         self.max_class_size = int(hp["max_class_size"])  # type: ignore[call-overload]
-        if self.max_class_size < 0:
-            raise UserError(f"--hp oracle.max_class_size={self.max_class_size} must be >= 0 (0: every class)")
         self.family: NuisanceFamily | None = None
         self.clean: torch.Tensor | None = None
         # Per class: True where the oracle transforms the images; None for every class.

@@ -106,6 +106,8 @@ def resolve_hparams(parts: list[type[MethodPart]], overrides: dict[str, str]) ->
             known = ", ".join(sorted(resolved[part])) or "none"
             raise UserError(f"--hp {dotted}={raw}: {part} has no hyper-parameter {key!r}; its hyper-parameters: {known}")
         resolved[part][key] = coerce(f"--hp {dotted}", raw, resolved[part][key])
+    for cls in parts:
+        cls.check_hparams(resolved[cls.name])
     return resolved
 
 

@@ -27,12 +27,15 @@ def balanced_sampling_weights(ctx: MethodContext) -> torch.Tensor:
     return (1.0 / class_counts(ctx)).float()
 
 
+def check_beta(part: str, hp: dict[str, object]) -> None:
+    if not 0.0 <= float(hp["beta"]) < 1.0:
+        raise UserError(f"--hp {part}.beta={hp['beta']}: the effective-number beta must lie in [0, 1)")
+
+
 def effective_number_weights(ctx: MethodContext, beta: float) -> torch.Tensor:
-    """w_c = (1 - beta) / (1 - beta^n_c), normalised to sum to the number of classes."""
+    """w_c = (1 - beta) / (1 - beta^n_c), normalised to sum to the number of classes (0 <= beta < 1)."""
     import torch
 
-    if not 0.0 <= beta < 1.0:
-        raise UserError(f"effective-number beta={beta} must lie in [0, 1)")
     n = class_counts(ctx)
     beta_t = torch.tensor(beta, dtype=torch.float64, device=n.device)
     w = (1.0 - beta_t) / (1.0 - beta_t.pow(n))
@@ -77,6 +80,10 @@ class Reweighting(MethodPart):
     paper = "Cui et al., CVPR 2019 (effective number)"
     hparams = {"beta": 0.9999}
 
+    @classmethod
+    def check_hparams(cls, hp: dict[str, object]) -> None:
+        check_beta(cls.name, hp)
+
     def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
         super().__init__(ctx, hp)
         self.weights = effective_number_weights(ctx, float(hp["beta"]))
@@ -92,6 +99,10 @@ class DeferredReweighting(MethodPart):
     description = "unweighted loss until the recipe's first lr step, rw's effective-number weights after"
     paper = "Cao et al., NeurIPS 2019; weights of Cui et al., CVPR 2019"
     hparams = {"beta": 0.9999}
+
+    @classmethod
+    def check_hparams(cls, hp: dict[str, object]) -> None:
+        check_beta(cls.name, hp)
 
     def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
         super().__init__(ctx, hp)

@@ -32,7 +32,7 @@ import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, PlainSerializer, model_validator,
+    AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, PlainSerializer, model_validator,
 )
 from pydantic_core import PydanticCustomError
 

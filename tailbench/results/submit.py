@@ -27,9 +27,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
+from tailbench import cli_options
 from tailbench.errors import UserError
-from tailbench.results.schema import Checked, describe, validate_run
 from tailbench.results.store import _UMASK, DONE, PER_CLASS, RESULT, run_dir, write_atomic
+
+if TYPE_CHECKING:
+    from tailbench.results.schema import Checked
 
 RECORD_FILES = (RESULT, PER_CLASS, DONE)
 TEMP_MARK = ".submit-"
@@ -38,7 +43,7 @@ TEMP_MARK = ".submit-"
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("submit", help="validate run records and copy the valid ones into results/")
     p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="a run folder, or a folder of run folders")
-    p.add_argument("--results", type=Path, default=Path("results"), help="the results folder (default: results)")
+    cli_options.results(p)
     p.add_argument("--replace", action="store_true", help="replace a different record already at the target")
     p.set_defaults(func=cmd_submit)
 
@@ -117,6 +122,8 @@ def _remove_stale_temporaries(parent: Path, name: str) -> None:
 
 
 def submit(run_dirs: list[Path], results: Path, replace: bool = False) -> list[Outcome]:
+    from tailbench.results.schema import describe, validate_run
+
     sources = [d for root in run_dirs for d in find_run_dirs(root)]
     if results.exists() and not results.is_dir():
         raise UserError(f"--results {results} is not a folder")
