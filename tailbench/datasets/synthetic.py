@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from tailbench.datasets.base import DatasetBuilder, SourceArrays, check_positive_int
 from tailbench.datasets.longtail import long_tailed_manifest
@@ -23,7 +23,10 @@ from tailbench.datasets.manifest import Manifest
 from tailbench.datasets.profiles import exp_sizes, step_sizes, zipf_sizes
 from tailbench.datasets.registry import register_dataset
 from tailbench.errors import UserError
-from tailbench.nuisance import NATURAL_FAMILIES
+from tailbench.families import NATURAL_FAMILIES
+
+if TYPE_CHECKING:  # torch loads when the images are drawn, not with the registry
+    import torch
 
 PROFILES = ("exp", "step", "zipf")
 CHUNK = 8192  # images generated at a time (bounds the float scratch memory)
@@ -82,6 +85,9 @@ class SyntheticLT(DatasetBuilder):
         )
 
     def read_source(self, data_dir: Path) -> SourceArrays:
+        import torch
+        import torch.nn.functional as F
+
         generator = torch.Generator().manual_seed(int(self.opts["seed"]))
         channels, size = int(self.opts["channels"]), int(self.opts["size"])
         coarse = torch.rand(self.num_classes, channels, 4, 4, generator=generator) * 2.0 - 1.0
@@ -101,6 +107,8 @@ class SyntheticLT(DatasetBuilder):
 
 def draw_images(patterns: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """uint8 images: the class pattern at a random contrast and brightness, plus pixel noise."""
+    import torch
+
     n = labels.numel()
     contrast = 0.15 + 0.2 * torch.rand(n, 1, 1, 1, generator=generator)
     brightness = 0.35 + 0.3 * torch.rand(n, 1, 1, 1, generator=generator)
