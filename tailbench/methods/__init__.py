@@ -3,7 +3,7 @@
 from tailbench.methods import losses  # noqa: F401  (registration side effects)
 from tailbench.methods import rules  # noqa: F401
 from tailbench.methods import augerino, oracle  # noqa: F401
-from tailbench.methods import git  # noqa: F401
+from tailbench.methods import git, msr  # noqa: F401
 from tailbench.methods.base import Batch, MethodContext, MethodPart, StepState
 from tailbench.methods.compose import ComposedMethod
 from tailbench.methods.registry import load_method_file, method_parts, parse_spec, register_method

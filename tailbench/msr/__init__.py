@@ -1,0 +1,1 @@
+"""MSR (Zhou, Knowles and Finn, ICLR 2021): reparameterized layers and their meta-training."""
