@@ -54,7 +54,7 @@ def conv_tasks(tasks: int, generator: torch.Generator) -> Episodes:
     matrices = convolution_matrices(torch.randn(tasks, TAPS, generator=generator))
     support_x = torch.randn(tasks, SUPPORT, INPUTS, generator=generator)
     query_x = torch.randn(tasks, QUERY, INPUTS, generator=generator)
-    apply = lambda x: torch.einsum("toi,tni->tno", matrices, x)  # noqa: E731
+    apply = lambda x: torch.einsum("toi,tni->tno", matrices, x)
     return Episodes(support_x, apply(support_x), query_x, apply(query_x))
 
 
@@ -76,7 +76,7 @@ def meta_train(order: int, outer_steps: int) -> tuple[dict, SharedLinear, InnerL
     generator = torch.Generator().manual_seed(1)
     for _ in range(outer_steps):
         episodes = conv_tasks(32, generator)
-        grads, _ = grad(lambda p: meta_objective(layer, F.mse_loss, F.mse_loss, inner, p, episodes), has_aux=True)(params)
+        grads, _ = grad(lambda p, e=episodes: meta_objective(layer, F.mse_loss, F.mse_loss, inner, p, e), has_aux=True)(params)
         for name, p in params.items():
             p.grad = grads[name]
         optimizer.step()

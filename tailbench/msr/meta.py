@@ -42,7 +42,7 @@ class MetaConfig:
     inner_lr: float = 0.1
     meta_lr: float = 1e-3
     sharing_lr: float = 1e-2
-    order: int = 2
+    order: int = 1
     copies: int = 4
     kernel: int = 3
     width: int = 32
@@ -126,7 +126,7 @@ class MetaTrainer:
     def step(self) -> torch.Tensor:
         """One outer update; returns [query loss, query accuracy] after adaptation, on the device."""
         episodes = self.sampler.sample(self.config.tasks, self.rng)
-        objective = lambda params: meta_objective(self.net, F.cross_entropy, accuracy, self.inner, params, episodes)  # noqa: E731
+        objective = lambda params: meta_objective(self.net, F.cross_entropy, accuracy, self.inner, params, episodes)
         grads, metrics = grad(objective, has_aux=True)(self.params)
         for name, p in self.params.items():
             p.grad = grads[name]
