@@ -132,3 +132,21 @@ def test_every_kind_of_state_survives_an_interruption(tmp_path, monkeypatch, dat
     assert main([*args, "--out", str(tmp_path / "b")]) == 0
     run = Path(f"{dataset}@epochs=4") / spec / "seed-0"
     assert_same_record(tmp_path / "a" / run, tmp_path / "b" / run)
+
+
+def test_sigterm_stops_a_run_in_one_line_and_the_rerun_resumes(reference, tmp_path):
+    """What a scheduler sends before it preempts: one line, exit 143, the checkpoint kept."""
+    out = tmp_path / "runs"
+    process = subprocess.Popen(command(*ARGS, "--out", str(out)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    checkpoint = out / RUN / ".partial" / "checkpoint.pt"
+    deadline = time.time() + 300
+    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "terminated (SIGTERM)" in lines[0] and "resumes from its last checkpoint" in lines[0]
+    assert checkpoint.exists() and not (out / RUN / "done").exists()
+    finish(out)
+    assert_same_record(reference, out / RUN)
