@@ -111,9 +111,9 @@ def test_a_spec_with_a_part_that_is_not_capture_safe_runs_eagerly_on_cuda(monkey
 
     monkeypatch.setattr(runtime, "torch_can_capture", lambda device: True)
     cuda = torch.device("cuda")
-    assert choose_runtime(cuda, (1, 28, 28), capture_safe=True).captured_steps
-    assert not choose_runtime(cuda, (1, 28, 28), capture_safe=False).captured_steps
-    assert not choose_runtime(torch.device("cpu"), (1, 28, 28), capture_safe=True).captured_steps
+    assert choose_runtime(cuda, capture_safe=True).captured_steps
+    assert not choose_runtime(cuda, capture_safe=False).captured_steps
+    assert not choose_runtime(torch.device("cpu"), capture_safe=True).captured_steps
     ctx = MethodContext(num_classes=3, class_counts=torch.tensor([5, 4, 3]), epochs=2, first_lr_step=1,
                         device=torch.device("cpu"), seed=0, image_shape=(1, 8, 8), nuisance=None)
     assert ComposedMethod("ce+drs", ctx).capture_safe

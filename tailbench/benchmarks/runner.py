@@ -114,7 +114,7 @@ def train_and_record(
 
 def place_model(recipe: Recipe, data: LongTailedData, method: ComposedMethod, device: torch.device) -> tuple[torch.nn.Module, Runtime]:
     """The run's model on its device, in the layout the device's runtime chose for this input."""
-    runtime = choose_runtime(device, data.image_shape, method.capture_safe)
+    runtime = choose_runtime(device, method.capture_safe)
     return build_model(recipe, data, method).to(device, memory_format=runtime.torch_format), runtime
 
 

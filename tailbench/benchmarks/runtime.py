@@ -5,8 +5,10 @@ Every choice is a fixed rule of the device and the input shape, chosen from meas
 depended on the machine's load would make a record depend on it too. The choices are written to
 result.json (`runtime`), since layout and batch size may change the last bits of a float.
 
-- Layout: on the CPU, channels_last for one-channel images (a ResNet step measured 1.2x faster)
-  and NCHW otherwise (channels_last cut a ResNet-8 step on 3x32x32 to 0.78x); NCHW on CUDA.
+- Layout: channels_last on the CPU (1.0x to 1.4x faster steps than NCHW on the idle 2-core
+  machine for ResNet-8/20/32 on 1x28x28 and 3x32x32; docs/PERFORMANCE.md). NCHW on CUDA: there
+  channels_last is unmeasured inside a captured step, and eagerly it went both ways (1.24x for
+  ResNet-20 on 1x28x28, 0.92x for ResNet-32 on 3x32x32, H200).
 - Evaluation batch: 256 on the CPU (batch 1024 page-faults on every large allocation: 1,250 ms per
   1,000 images against 490 ms at 256), 4096 on CUDA.
 - Determinism on CUDA: deterministic algorithms, cuDNN autotuning off and a fixed cuBLAS
@@ -91,8 +93,8 @@ class Runtime:
         }
 
 
-def choose_runtime(device: torch.device, image_shape: tuple[int, int, int], capture_safe: bool) -> Runtime:
-    channels_last = device.type == "cpu" and image_shape[0] == 1
+def choose_runtime(device: torch.device, capture_safe: bool) -> Runtime:
+    channels_last = device.type == "cpu"
     return Runtime(
         device=device,
         memory_format="channels_last" if channels_last else "contiguous",
