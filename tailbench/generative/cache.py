@@ -1,67 +1,14 @@
-"""Where trained generators live, and checkpoints written atomically and read without unpickling.
-
-``<root>/generators/<dataset id>/<manifest sha256[:16]>-<config digest[:16]>-seed<seed>/`` holds
-
-- ``config.json``: what the folder is (dataset, manifest, generator config, seed, image shape);
-- ``checkpoint.pt``: the latest training state (model, optimizers, schedulers, iteration and
-  the sampler's RNG state) while training runs; removed once training completes;
-- ``generator.pt``: the finished model (weights and metadata only), written last.
-
-``<root>`` is ``$TAILBENCH_CACHE`` or ``~/.cache/tailbench``. Files hold tensors, numbers,
-strings, lists and dicts only, and are read with ``torch.load(weights_only=True)``.
-"""
+"""Where trained generators live: ``<root>/generators/...`` in the shared asset cache
+(tailbench.asset_cache), with ``generator.pt`` the finished model (weights and metadata only) and
+``checkpoint.pt`` the training state (model, optimizers, schedulers, iteration and the sampler's
+RNG state) while training runs."""
 
 from __future__ import annotations
 
-import io
-import json
-import os
-from pathlib import Path
+from tailbench.asset_cache import CHECKPOINT, CONFIG, AssetKind, cache_root, identity, save, write_config
 
-import torch
+GENERATORS = AssetKind(folder="generators", final="generator.pt", what="generator checkpoint", redo="train again")
+FINAL = GENERATORS.final
+entry_dir, load = GENERATORS.entry_dir, GENERATORS.load
 
-from tailbench.errors import UserError
-from tailbench.generative.model import GeneratorConfig
-from tailbench.results.store import write_atomic
-
-CACHE_ENV = "TAILBENCH_CACHE"
-CHECKPOINT, FINAL, CONFIG = "checkpoint.pt", "generator.pt", "config.json"
-FORMAT = 1
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "tailbench")
-
-
-def entry_dir(root: Path, dataset_id: str, manifest_sha256: str, config: GeneratorConfig, seed: int) -> Path:
-    folder = dataset_id.replace(os.sep, "_")
-    return Path(root) / "generators" / folder / f"{manifest_sha256[:16]}-{config.digest[:16]}-seed{seed}"
-
-
-def identity(dataset_id: str, manifest_sha256: str, config: GeneratorConfig, seed: int, image_shape: tuple[int, ...]) -> dict:
-    """What a checkpoint must match to be used: checked on every load."""
-    return {
-        "format": FORMAT, "dataset_id": dataset_id, "manifest_sha256": manifest_sha256,
-        "config": config.to_json(), "config_digest": config.digest, "seed": int(seed),
-        "image_shape": [int(s) for s in image_shape],
-    }
-
-
-def save(path: Path, payload: dict) -> None:
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    write_atomic(path, buffer.getvalue())
-
-
-def load(path: Path, expected: dict, device: torch.device | str = "cpu") -> dict:
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:  # a truncated or foreign file: say which, never unpickle it
-        raise UserError(f"{path} is not a readable generator checkpoint ({type(error).__name__}); delete it to train again") from None
-    if not isinstance(payload, dict) or payload.get("identity") != expected:
-        raise UserError(f"{path} belongs to another dataset, config or seed than its folder says; delete it to train again")
-    return payload
-
-
-def write_config(directory: Path, ident: dict, extra: dict) -> None:
-    write_atomic(directory / CONFIG, (json.dumps({**ident, **extra}, indent=2) + "\n").encode())
+__all__ = ["CHECKPOINT", "CONFIG", "FINAL", "cache_root", "entry_dir", "identity", "load", "save", "write_config"]
