@@ -13,6 +13,7 @@ the identity of its folder, checked on every load.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -35,6 +36,12 @@ class AssetConfig(Protocol):
     def digest(self) -> str: ...
 
     def to_json(self) -> dict: ...
+
+
+def config_digest(fields: dict) -> str:
+    """sha256 of the canonical JSON of a config's fields (types included: 64 and 64.0 differ)."""
+    canonical = json.dumps({k: [type(v).__name__, v] for k, v in sorted(fields.items())}, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def cache_root() -> Path:

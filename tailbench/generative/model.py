@@ -15,14 +15,13 @@ Convolutions pad with zeros so that the 2x2 content maps of 8x8 test images work
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from tailbench.asset_cache import config_digest
 from tailbench.errors import UserError
 from tailbench.options import coerce
 
@@ -75,9 +74,7 @@ class GeneratorConfig:
 
     @property
     def digest(self) -> str:
-        """sha256 of the canonical JSON of every field (types included: 64 and 64.0 differ)."""
-        canonical = json.dumps({k: [type(v).__name__, v] for k, v in sorted(self.to_json().items())}, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return config_digest(self.to_json())
 
     def with_options(self, raw: dict[str, object]) -> "GeneratorConfig":
         """Options as strings (from ``--opt k=v``) or values, typed by the defaults."""

@@ -14,8 +14,6 @@ generator, saved with the state.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -24,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
+from tailbench.asset_cache import config_digest
 from tailbench.msr.episodes import Episodes, EpisodeSampler
 from tailbench.msr.network import FAST, build_episode_net
 
@@ -53,9 +52,7 @@ class MetaConfig:
 
     @property
     def digest(self) -> str:
-        """sha256 of the canonical JSON of every field (types included: 64 and 64.0 differ)."""
-        canonical = json.dumps({k: [type(v).__name__, v] for k, v in sorted(self.to_json().items())}, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return config_digest(self.to_json())
 
 
 @dataclass(frozen=True)
