@@ -150,3 +150,31 @@ def test_sigterm_stops_a_run_in_one_line_and_the_rerun_resumes(reference, tmp_pa
     assert checkpoint.exists() and not (out / RUN / "done").exists()
     finish(out)
     assert_same_record(reference, out / RUN)
+
+
+def test_a_sweep_killed_mid_grid_skips_its_complete_runs_and_resumes_the_rest(tmp_path, cli):
+    """kill -9 of a sweep while its second run trains: the same command again skips the first
+    run, resumes the second from its checkpoint and runs the third; every record is the
+    uninterrupted one."""
+    from tailbench.cli import main
+
+    grid = ["--datasets", "digits-lt", "--methods", "ce+drs", "--seeds", "0,1,2", "--epochs", "20", "--checkpoint-every", "1", "--device", "cpu", "--quiet"]
+    assert main(["sweep", *grid, "--out", str(tmp_path / "uninterrupted")]) == 0
+    out = tmp_path / "runs"
+    sweep = subprocess.Popen([sys.executable, "-m", "tailbench", "sweep", *grid, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = [Path("digits-lt@epochs=20") / "ce+drs" / f"seed-{seed}" for seed in (0, 1, 2)]
+    second = out / runs[1] / ".partial" / "checkpoint.pt"
+    deadline = time.time() + 300
+    while not second.exists() and sweep.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    sweep.send_signal(signal.SIGKILL)
+    sweep.wait()
+    assert (out / runs[0] / "done").exists() and not (out / runs[1] / "done").exists(), "killed outside the second run"
+    assert second.exists()
+    first_written = (out / runs[0] / "result.json").stat().st_mtime_ns
+    again = cli("sweep", *[a for a in grid if a != "--quiet"], "--out", out)
+    assert again.code == 0 and "1 of 3 runs are complete already" in again.err
+    assert "resuming from the checkpoint after epoch" in again.err
+    assert (out / runs[0] / "result.json").stat().st_mtime_ns == first_written  # skipped, not run again
+    for run in runs:
+        assert_same_record(tmp_path / "uninterrupted" / run, out / run)
