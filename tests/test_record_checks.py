@@ -11,24 +11,10 @@ import shutil
 
 import pytest
 
+from record_edits import BENCHMARK, copy_of, edit_result
 from tailbench.results.consistency import recomputed_summary
 from tailbench.results.records import iter_runs
 from tailbench.results.schema import validate_run
-
-BENCHMARK = "digits-lt@epochs=1"
-
-
-def copy_of(record, tmp_path, name="candidate"):
-    target = tmp_path / name / BENCHMARK / "ce" / "seed-0"
-    shutil.copytree(record, target)
-    return target
-
-
-def rewrite_result(directory, change):
-    path = directory / "result.json"
-    result = json.loads(path.read_text())
-    change(result)
-    path.write_text(json.dumps(result, indent=2))
 
 
 def submit_line(cli, candidate, tmp_path):
@@ -56,7 +42,7 @@ def test_the_lying_record_of_the_issue_is_refused(digits_record, cli, tmp_path):
         result["summary"].update({"accuracy": 0.999, "tail_accuracy": 0.999, "worst_class_accuracy": 1.0,
                                   "tail_ekld_rot": 0.0, "spearman_ekld_count_rot": 1.0})
 
-    rewrite_result(candidate, lie)
+    edit_result(candidate, lie)
     line = submit_line(cli, candidate, tmp_path)
     assert "summary.accuracy: 0.999 is not what per_class.csv gives" in line and "(and 4 more problems)" in line
 
@@ -77,7 +63,7 @@ def test_every_summary_number_must_be_what_the_table_gives(digits_record, tmp_pa
         lie = 0.5
     else:
         lie = stored - 0.01 if stored >= 0.01 else stored + 0.01
-    rewrite_result(candidate, lambda r: r["summary"].__setitem__(key, lie))
+    edit_result(candidate, lambda r: r["summary"].__setitem__(key, lie))
     checked = validate_run(candidate)
     assert [where for where, _ in checked.problems] == [f"summary.{key}"], checked.problems
 
@@ -91,7 +77,7 @@ def test_a_per_class_accuracy_must_be_a_whole_number_of_images(digits_record, tm
     csv.writer(buffer, lineterminator="\n").writerows(rows)
     (candidate / "per_class.csv").write_text(buffer.getvalue())
     table = list(csv.DictReader(io.StringIO(buffer.getvalue())))
-    rewrite_result(candidate, lambda r: r["summary"].update(recomputed_summary(r, table)))  # a summary that agrees
+    edit_result(candidate, lambda r: r["summary"].update(recomputed_summary(r, table)))  # a summary that agrees
     checked = validate_run(candidate)
     assert checked.problems[0][0] == "per_class.csv row 3 test_acc" and "not a whole number of correct images out of 40" in checked.problems[0][1]
 
@@ -119,7 +105,7 @@ HOSTILE = {
 def test_hostile_values_are_refused_in_one_line(digits_record, cli, tmp_path, case):
     change, reason = HOSTILE[case]
     candidate = copy_of(digits_record, tmp_path)
-    rewrite_result(candidate, change)
+    edit_result(candidate, change)
     assert reason in submit_line(cli, candidate, tmp_path)
 
 
@@ -165,7 +151,7 @@ def test_the_leaderboard_reports_a_hostile_committed_record_in_one_line(digits_r
 ])
 def test_unpinned_or_unverified_data_stays_off_the_committed_leaderboard(digits_record, cli, tmp_path, source, reason):
     candidate = copy_of(digits_record, tmp_path)
-    rewrite_result(candidate, lambda r: r["dataset"]["sources"].append(source))
+    edit_result(candidate, lambda r: r["dataset"]["sources"].append(source))
     line = submit_line(cli, candidate, tmp_path)
     assert "dataset.sources[1]" in line and reason in line
 

@@ -5,7 +5,6 @@ times; a checkpoint of another run or other code is not used; --force starts ove
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess

@@ -10,10 +10,9 @@ import shutil
 import pytest
 
 from fake_records import fake_record
+from record_edits import BENCHMARK, copy_of, edit_result
 from tailbench.results.records import iter_runs
 from tailbench.results.schema import validate_run
-
-BENCHMARK = "digits-lt@epochs=1"
 
 
 @pytest.fixture(scope="module")
@@ -24,19 +23,6 @@ def record(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     assert main(["run", "--dataset", "digits-lt", "--method", "ce", "--seed", "0", "--epochs", "1", "--device", "cpu", "--out", str(out), "--quiet"]) == 0
     return out / BENCHMARK / "ce" / "seed-0"
-
-
-def copy_of(record, tmp_path, name="candidate"):
-    target = tmp_path / name / BENCHMARK / "ce" / "seed-0"
-    shutil.copytree(record, target)
-    return target
-
-
-def edit_result(directory, change):
-    path = directory / "result.json"
-    result = json.loads(path.read_text())
-    change(result)
-    path.write_text(json.dumps(result, indent=2))
 
 
 def edit_table(directory, change):
