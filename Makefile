@@ -23,9 +23,10 @@ install: $(STAMP)
 data: install
 	$(TB) data fetch fmnist-rot-lt
 
-# The default benchmark: CE on Fashion-MNIST-ROT-LT under the CPU-sized K49 recipe, then its leaderboard.
+# The default benchmark: CE on Fashion-MNIST-ROT-LT under the CPU-sized K49 recipe trained 80 epochs
+# (the length at which the CPU recipe shows what the paper's does; README), then its leaderboard.
 demo: data
-	$(TB) run --dataset fmnist-rot-lt --method ce --seed 0 --recipe fmnist-cpu --out runs
+	$(TB) run --dataset fmnist-rot-lt --method ce --seed 0 --recipe fmnist-cpu --epochs 80 --out runs
 	$(TB) leaderboard --results runs --out runs/leaderboard
 	@echo "open runs/leaderboard/LEADERBOARD.md"
 
