@@ -194,6 +194,39 @@ def test_rerun_of_a_cpu_record_matches_exactly(record, cli, tmp_path):
     assert "agree: all" in result.out and "NO" not in result.out
 
 
+def test_a_cpu_rerun_uses_the_records_thread_count(tmp_path, cli):
+    """The thread count changes a CPU run's float sums: a record made with 1 thread is rerun with
+    1, whatever this process's default, and so matches exactly."""
+    import torch
+
+    from tailbench.benchmarks.runtime import torch_threads
+    from tailbench.cli import main
+
+    out = tmp_path / "runs"
+    with torch_threads(1):
+        assert main(["run", "--dataset", "digits-lt", "--method", "ce+drs", "--epochs", "2", "--device", "cpu", "--out", str(out), "--quiet"]) == 0
+    made = out / "digits-lt@epochs=2" / "ce+drs" / "seed-0"
+    assert json.loads((made / "result.json").read_text())["provenance"]["device"] == "cpu (1 threads)"
+    results = tmp_path / "results"
+    assert cli("submit", made, "--results", results).code == 0
+    with torch_threads(3):
+        result = cli("rerun", "digits-lt@epochs=2", "ce+drs", "--results", results)
+        assert torch.get_num_threads() == 3
+    assert result.code == 0, result.out + result.err
+    assert "on cpu with 1 thread(s), as the record" in result.out
+    assert "per_class.csv: identical" in result.out
+
+
+def test_recorded_cpu_threads_reads_what_device_name_writes():
+    from tailbench.benchmarks.runtime import device_name, recorded_cpu_threads, torch_threads
+
+    import torch
+
+    with torch_threads(2):
+        assert recorded_cpu_threads(device_name(torch.device("cpu"))) == 2
+    assert recorded_cpu_threads("NVIDIA H200") is None
+
+
 def test_rerun_reports_a_disagreement_with_exit_code_1(record, cli, tmp_path, monkeypatch):
     """The stored number is off by 0.01; the rerun (stubbed: the true record) disagrees."""
     import tailbench.benchmarks.runner as runner

@@ -228,14 +228,19 @@ def rerun(results: Path, benchmark: str, method: str, seed: int | None, toleranc
         config = config_from_record(record.record, Path(folder), device, data_dir)
         resolve(config)  # every name and option still known here, before torch loads
         from tailbench.benchmarks.runner import run
-        from tailbench.benchmarks.runtime import device_kind, device_name, resolve_device
+        from tailbench.benchmarks.runtime import device_kind, device_name, recorded_cpu_threads, resolve_device, torch_threads
 
         rerun_device = resolve_device(device or record.record.provenance.device_type)
         rerun_kind = device_kind(rerun_device.type, device_name(rerun_device))
+        # The thread count changes the CPU's float sums: rerun with the record's, so that "the
+        # record's code on the CPU" really is the same computation.
+        threads = recorded_cpu_threads(record.record.provenance.device) if rerun_device.type == "cpu" else None
         keys = list(record.summary)
         allowed, how = tolerances(runs, keys, tolerance, record.result, rerun_kind)
-        print(f"rerunning {benchmark} / {method} / seed {record.seed} on {rerun_kind} from {record.directory}")
-        directory = run(config)
+        with_threads = f" with {threads} thread(s), as the record" if threads else ""
+        print(f"rerunning {benchmark} / {method} / seed {record.seed} on {rerun_kind}{with_threads} from {record.directory}")
+        with torch_threads(threads):
+            directory = run(config)
         new = read_run(directory)
         if new.benchmark != benchmark:
             raise UserError(f"the rerun landed in benchmark {new.benchmark!r}, not {benchmark!r}; the stored config no longer rebuilds this entry")

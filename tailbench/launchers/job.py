@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import time
 import traceback
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tailbench.benchmarks.config import RunConfig
@@ -48,6 +47,7 @@ def execute(job: Job) -> Outcome:
     stops the others (an interrupt or a requeue's SystemExit still passes through)."""
     from tailbench.benchmarks.run_lock import RunBusy
     from tailbench.benchmarks.runner import run
+    from tailbench.benchmarks.runtime import torch_threads
     from tailbench.errors import UserError
     from tailbench.methods import load_method_file
 
@@ -68,20 +68,3 @@ def execute(job: Job) -> Outcome:
     except Exception as error:  # a bug or an out-of-memory: reported with its traceback, the sweep goes on
         return outcome(CRASHED, f"{type(error).__name__}: {error}", traceback.format_exc())
     return outcome(COMPLETE)
-
-
-@contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """The run's CPU thread count: it changes float reductions, hence the record, so every
-    launcher sets it the same way for the same --cpus-per-run."""
-    import torch
-
-    if threads is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
