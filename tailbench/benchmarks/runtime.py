@@ -1,6 +1,6 @@
 """How a run executes on its device: memory layout, evaluation batch size, captured steps, determinism.
 
-Every choice is a fixed rule of the device and the input shape, chosen from measurements
+Every choice is a fixed rule of the device (and the method: captured steps), chosen from measurements
 (docs/PERFORMANCE.md, scripts/bench_harness.py) and never timed at run time: a choice that
 depended on the machine's load would make a record depend on it too. The choices are written to
 result.json (`runtime`), since layout and batch size may change the last bits of a float.
