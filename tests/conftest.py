@@ -83,3 +83,14 @@ def digits_record(tmp_path_factory):
     out = tmp_path_factory.mktemp("digits-record")
     assert main(["run", "--dataset", "digits-lt", "--method", "ce", "--seed", "0", "--epochs", "1", "--device", "cpu", "--out", str(out), "--quiet"]) == 0
     return out / "digits-lt@epochs=1" / "ce" / "seed-0"
+
+
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch):
+    """A fresh asset cache (generators, MSR sharing) per test, on one CPU thread: the tiny
+    convolutions these tests train run far faster on one thread of a shared CPU."""
+    from tailbench.benchmarks.runtime import torch_threads
+
+    monkeypatch.setenv("TAILBENCH_CACHE", str(tmp_path / "cache"))
+    with torch_threads(1):
+        yield tmp_path / "cache"

@@ -14,13 +14,7 @@ from tailbench.methods import Batch, ComposedMethod, MethodContext, StepState
 TINY_HP = {"git.iters": "2", "git.dim": "8", "git.n_res": "1", "git.gen_batch": "8"}
 
 
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("TAILBENCH_CACHE", str(tmp_path / "cache"))
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convolutions on a shared CPU: far faster on one thread
-    yield tmp_path / "cache"
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 @pytest.fixture(scope="module")

@@ -21,13 +21,7 @@ TINY_HP = {"msr.threshold": "15", "msr.ways": "2", "msr.shots": "2", "msr.querie
            "msr.meta_steps": "2", "msr.inner_steps": "1", "msr.width": "4"}
 
 
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("TAILBENCH_CACHE", str(tmp_path / "cache"))
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convolutions on a shared CPU: far faster on one thread
-    yield tmp_path / "cache"
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from record_edits import BENCHMARK, copy_of, edit_result
+from record_edits import BENCHMARK, copy_of, edit_result, set_field
 from tailbench.results.consistency import recomputed_summary
 from tailbench.results.records import iter_runs
 from tailbench.results.schema import validate_run
@@ -82,22 +82,13 @@ def test_a_per_class_accuracy_must_be_a_whole_number_of_images(digits_record, tm
     assert checked.problems[0][0] == "per_class.csv row 3 test_acc" and "not a whole number of correct images out of 40" in checked.problems[0][1]
 
 
-def _set_path(path, value):
-    def change(result):
-        node = result
-        for key in path[:-1]:
-            node = node[key]
-        node[path[-1]] = value
-    return change
-
-
 HOSTILE = {
-    "10 MB string in provenance": (_set_path(["provenance", "machine", "node"], "x" * 10_000_000),
+    "10 MB string in provenance": (set_field(["provenance", "machine", "node"], "x" * 10_000_000),
                                    "result.json: provenance.machine.node is a string of 10,000,000 characters; the limit is 65,536"),
-    "10 MB string in a part's paper": (_set_path(["method", "parts", 0, "paper"], "p" * 10_000_000),
+    "10 MB string in a part's paper": (set_field(["method", "parts", 0, "paper"], "p" * 10_000_000),
                                        "method.parts[0].paper is a string of 10,000,000 characters"),
-    "huge key": (_set_path(["summary", "learned_" + "k" * 1000], 1.0), "has a key of 1,008 characters; the limit is 256"),
-    "seed beyond the range": (_set_path(["seed"], 2**40), "seed: 1099511627776 is above the largest seed tailbench runs"),
+    "huge key": (set_field(["summary", "learned_" + "k" * 1000], 1.0), "has a key of 1,008 characters; the limit is 256"),
+    "seed beyond the range": (set_field(["seed"], 2**40), "seed: 1099511627776 is above the largest seed tailbench runs"),
 }
 
 

@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from fake_records import fake_record
-from record_edits import BENCHMARK, copy_of, edit_result
+from record_edits import BENCHMARK, copy_of, delete_field, edit_result, set_field
 from tailbench.results.records import iter_runs
 from tailbench.results.schema import validate_run
 
@@ -66,24 +66,6 @@ def test_a_folder_of_runs_is_submitted_run_by_run(record, cli, tmp_path):
     assert (results / BENCHMARK / "ce" / "seed-0" / "done").is_file()
 
 
-def _set(path, value):
-    def change(result):
-        node = result
-        for key in path[:-1]:
-            node = node[key]
-        node[path[-1]] = value
-    return change
-
-
-def _delete(path):
-    def change(result):
-        node = result
-        for key in path[:-1]:
-            node = node[key]
-        del node[path[-1]]
-    return change
-
-
 def _drop_column(name):
     def change(rows):
         index = rows[0].index(name)
@@ -99,31 +81,31 @@ def _set_cell(row, column, value):
 
 
 INVALID = {
-    "missing field": (lambda d: edit_result(d, _delete(["summary", "accuracy"])), "summary.accuracy: missing"),
-    "wrong type": (lambda d: edit_result(d, _set(["seed"], "0")), "seed: expected an integer, got string"),
-    "wrong type nested": (lambda d: edit_result(d, _set(["recipe", "epochs"], 1.5)), "recipe.epochs: expected an integer, got number"),
-    "out-of-range accuracy": (lambda d: edit_result(d, _set(["summary", "accuracy"], 1.5)), "summary.accuracy: 1.5 is above the maximum 1"),
+    "missing field": (lambda d: edit_result(d, delete_field(["summary", "accuracy"])), "summary.accuracy: missing"),
+    "wrong type": (lambda d: edit_result(d, set_field(["seed"], "0")), "seed: expected an integer, got string"),
+    "wrong type nested": (lambda d: edit_result(d, set_field(["recipe", "epochs"], 1.5)), "recipe.epochs: expected an integer, got number"),
+    "out-of-range accuracy": (lambda d: edit_result(d, set_field(["summary", "accuracy"], 1.5)), "summary.accuracy: 1.5 is above the maximum 1"),
     "out-of-range per-class accuracy": (lambda d: edit_table(d, _set_cell(1, "test_acc", "1.5")), "per_class.csv row 1 test_acc: 1.5 is above the maximum 1"),
     "negative eKLD": (lambda d: edit_table(d, _set_cell(2, "ekld_rot", "-0.5")), "per_class.csv row 2 ekld_rot: -0.5 is below the minimum 0"),
     "wrong per_class columns": (lambda d: edit_table(d, _drop_column("consistency_bg")), "per_class.csv columns: missing consistency_bg"),
     "wrong row count": (lambda d: edit_table(d, lambda rows: rows[:-1]), "per_class.csv rows: 9 rows; the dataset has 10 classes"),
     "wrong train count": (lambda d: edit_table(d, _set_cell(1, "train_count", "999")), "per_class.csv row 1 train_count: is 999; the manifest has"),
-    "manifest sha mismatch": (lambda d: edit_result(d, _set(["dataset", "manifest_sha256"], "0" * 64)),
+    "manifest sha mismatch": (lambda d: edit_result(d, set_field(["dataset", "manifest_sha256"], "0" * 64)),
                               "dataset.manifest_sha256: 0000000000000000... does not match the registry's frozen manifest for digits-lt"),
-    "no provenance": (lambda d: edit_result(d, _delete(["provenance"])), "provenance: missing"),
-    "provenance without packages": (lambda d: edit_result(d, _delete(["provenance", "packages"])), "provenance.packages: missing"),
+    "no provenance": (lambda d: edit_result(d, delete_field(["provenance"])), "provenance: missing"),
+    "provenance without packages": (lambda d: edit_result(d, delete_field(["provenance", "packages"])), "provenance.packages: missing"),
     "incomplete run": (lambda d: (d / "done").unlink(), "done: missing: the run is incomplete"),
-    "unknown field": (lambda d: edit_result(d, _set(["extra"], 1)), "extra: unknown field (not in run-record schema version 2)"),
-    "future schema": (lambda d: edit_result(d, _set(["schema_version"], 3)), "schema_version: 3 is not supported"),
+    "unknown field": (lambda d: edit_result(d, set_field(["extra"], 1)), "extra: unknown field (not in run-record schema version 2)"),
+    "future schema": (lambda d: edit_result(d, set_field(["schema_version"], 3)), "schema_version: 3 is not supported"),
     "not JSON": (lambda d: (d / "result.json").write_text('{"accuracy": NaN}'), "result.json: is not valid JSON (NaN is not allowed"),
-    "summary disagrees with the table": (lambda d: edit_result(d, _set(["summary", "balanced_accuracy"], 0.123)),
+    "summary disagrees with the table": (lambda d: edit_result(d, set_field(["summary", "balanced_accuracy"], 0.123)),
                                          "summary.balanced_accuracy: 0.123 is not the mean of per_class.csv test_acc"),
-    "tampered recipe": (lambda d: edit_result(d, _set(["recipe", "lr"], 0.5)), "recipe.lr: 0.5 differs from recipe 'digits'"),
-    "mislabelled benchmark": (lambda d: edit_result(d, _set(["benchmark"], "digits-lt")), "benchmark: 'digits-lt' does not follow"),
-    "path in the method name": (lambda d: edit_result(d, _set(["method", "spec"], "../ce")), "method.spec: '../ce' cannot name a folder"),
-    "unknown hyper-parameter": (lambda d: edit_result(d, _set(["method", "hparams", "ce"], {"gamma": 2.0})),
+    "tampered recipe": (lambda d: edit_result(d, set_field(["recipe", "lr"], 0.5)), "recipe.lr: 0.5 differs from recipe 'digits'"),
+    "mislabelled benchmark": (lambda d: edit_result(d, set_field(["benchmark"], "digits-lt")), "benchmark: 'digits-lt' does not follow"),
+    "path in the method name": (lambda d: edit_result(d, set_field(["method", "spec"], "../ce")), "method.spec: '../ce' cannot name a folder"),
+    "unknown hyper-parameter": (lambda d: edit_result(d, set_field(["method", "hparams", "ce"], {"gamma": 2.0})),
                                 "method.hparams.ce.gamma: ce has no such hyper-parameter here"),
-    "changed names nothing": (lambda d: edit_result(d, _set(["method", "changed"], {"ce.eps": 0.2})),
+    "changed names nothing": (lambda d: edit_result(d, set_field(["method", "changed"], {"ce.eps": 0.2})),
                               "method.changed.ce.eps: names no hyper-parameter in method.hparams"),
 }
 
@@ -156,7 +138,7 @@ def test_a_different_record_at_the_target_is_refused_unless_replace(record, cli,
     results = tmp_path / "results"
     assert cli("submit", record, "--results", results).code == 0
     newer = copy_of(record, tmp_path, "newer")
-    edit_result(newer, _set(["provenance", "wall_seconds"], 123.0))
+    edit_result(newer, set_field(["provenance", "wall_seconds"], 123.0))
     refused = cli("submit", newer, "--results", results)
     assert refused.code == 2 and "pass --replace" in refused.error_line()
     target = results / BENCHMARK / "ce" / "seed-0"
