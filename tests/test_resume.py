@@ -42,33 +42,38 @@ def reference(tmp_path_factory):
     return out / RUN
 
 
-def command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "tailbench", "run", *args]
-
-
 def finish(out: Path) -> None:
     from tailbench.cli import main
 
     assert main(["run", *ARGS, "--out", str(out)]) == 0
 
 
+def paused_run(out: Path, marker: Path, after_checkpoints: int, steps_into_epoch: int) -> subprocess.Popen:
+    """A run that has stopped itself (SIGSTOP) in the epoch after its N-th checkpoint, so that a
+    signal sent now cannot come after the run has finished."""
+    helper = Path(__file__).parent / "helpers" / "pause_mid_epoch.py"
+    process = subprocess.Popen(
+        [sys.executable, str(helper), str(after_checkpoints), str(steps_into_epoch), str(marker), "run", *ARGS, "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 300
+    while not marker.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    assert marker.exists(), "the run ended before it reached the point to stop it at"
+    return process
+
+
 @pytest.mark.parametrize("kill_after_checkpoints", [1, 3])
 def test_killed_runs_resume_to_the_uninterrupted_record(reference, tmp_path, kill_after_checkpoints):
-    rng = random.Random(kill_after_checkpoints)
+    steps_into_epoch = random.Random(kill_after_checkpoints).randint(1, 4)
     out = tmp_path / "runs"
-    process = subprocess.Popen(command(*ARGS, "--out", str(out)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoint = out / RUN / ".partial" / "checkpoint.pt"
-    seen = 0
-    last = None
-    deadline = time.time() + 300
-    while seen < kill_after_checkpoints and process.poll() is None and time.time() < deadline:
-        if checkpoint.exists() and checkpoint.stat().st_mtime_ns != last:
-            last, seen = checkpoint.stat().st_mtime_ns, seen + 1
-        time.sleep(0.01)
-    time.sleep(rng.uniform(0.0, 0.3))  # somewhere in the following epoch
+    process = paused_run(out, tmp_path / "paused", kill_after_checkpoints, steps_into_epoch)
     process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not (out / RUN / "done").exists(), "the run finished before it could be killed"
+    process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    assert (out / RUN / ".partial" / "checkpoint.pt").exists() and not (out / RUN / "done").exists()
     finish(out)
     assert_same_record(reference, out / RUN)
 
@@ -136,17 +141,14 @@ def test_every_kind_of_state_survives_an_interruption(tmp_path, monkeypatch, dat
 def test_sigterm_stops_a_run_in_one_line_and_the_rerun_resumes(reference, tmp_path):
     """What a scheduler sends before it preempts: one line, exit 143, the checkpoint kept."""
     out = tmp_path / "runs"
-    process = subprocess.Popen(command(*ARGS, "--out", str(out)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    checkpoint = out / RUN / ".partial" / "checkpoint.pt"
-    deadline = time.time() + 300
-    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
+    process = paused_run(out, tmp_path / "paused", 1, 2)
     process.send_signal(signal.SIGTERM)
+    process.send_signal(signal.SIGCONT)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 143
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "terminated (SIGTERM)" in lines[0] and "resumes from its last checkpoint" in lines[0]
-    assert checkpoint.exists() and not (out / RUN / "done").exists()
+    assert (out / RUN / ".partial" / "checkpoint.pt").exists() and not (out / RUN / "done").exists()
     finish(out)
     assert_same_record(reference, out / RUN)
 
