@@ -18,12 +18,11 @@ one iteration into a temporary cache. Nothing is written outside that temporary 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+
+from bench_common import epoch_seconds, run_script, sync
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,17 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", type=Path)
     args = p.parse_args(argv)
 
-    import torch
-
-    from tailbench.benchmarks.runtime import device_name, resolve_device
     from tailbench.benchmarks.recipe import load_recipe
-    from tailbench.benchmarks.runner import place_model
-    from tailbench.benchmarks.trainer import train
+    from tailbench.benchmarks.runtime import device_name, resolve_device
     from tailbench.datasets import get_dataset
     from tailbench.datasets.sources import default_data_dir
     from tailbench.generative.model import GeneratorConfig
     from tailbench.generative.train import GeneratorTrainer
-    from tailbench.methods import ComposedMethod, MethodContext
     from tailbench.options import parse_assignments
 
     device = resolve_device(args.device)
@@ -72,39 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     # Generation speed depends on the architecture only: dim and n_res are the `git` part's knobs.
     git_hp = {f"git.{k}": v for k, v in options.items() if k in ("dim", "n_res")}
     git_hp.update({"git.iters": "1", "git.delayed": "false"})
-    seconds = {}
-    with tempfile.TemporaryDirectory() as cache:
-        os.environ["TAILBENCH_CACHE"] = cache
-        for spec, hp in (("ce+drs", {}), ("ce+drs+git", git_hp)):
-            ctx = MethodContext(
-                num_classes=data.num_classes, class_counts=data.train_counts, epochs=1, first_lr_step=0,
-                device=device, seed=0, image_shape=data.image_shape, nuisance=data.nuisance,
-            )
-            method = ComposedMethod(spec, ctx, hp)
-            method.prepare(data)
-            model, runtime = place_model(recipe, data, method, device)
-            generator = torch.Generator(device=device).manual_seed(0)
-            train(model, method, data.train, recipe, generator, runtime, quiet=True)  # warm-up epoch
-            history, _ = train(model, method, data.train, recipe, generator, runtime, quiet=True)
-            seconds[spec] = history[0].seconds
-            print(f"{spec:12s} one epoch of {len(data.train)} images: {history[0].seconds:.1f} s ({history[0].images_per_s:.0f} img/s)")
+    seconds = epoch_seconds(data, recipe, device, {"ce+drs": {}, "ce+drs+git": git_hp})
     ratio = seconds["ce+drs+git"] / seconds["ce+drs"]
     print(f"GIT epoch / plain epoch: {ratio:.2f}x (generating {recipe.batch_size // 2} of every {recipe.batch_size} images)")
     return 0
 
 
-def sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 if __name__ == "__main__":
-    from tailbench.errors import UserError
-
-    try:
-        sys.exit(main())
-    except UserError as error:  # bad names, options or missing data: one line, as the CLI says it
-        print(f"{Path(__file__).name}: error: {error}", file=sys.stderr)
-        sys.exit(UserError.exit_code)
+    run_script(main, __file__)

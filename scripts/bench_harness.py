@@ -27,6 +27,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from bench_common import run_script
+
 SIZES = {  # the benchmark whose sizes a shape gets
     (1, 28, 28): {"channels": "1", "size": "28", "profile": "zipf", "n_max": "4800", "alpha": "2.0", "n_min": "5"},
     (3, 32, 32): {"channels": "3", "size": "32", "profile": "exp", "n_max": "5000", "ratio": "100"},
@@ -47,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from tailbench.benchmarks.runtime import device_name, make_deterministic, resolve_device
+    from tailbench.benchmarks.runtime import (
+        device_name,
+        make_deterministic,
+        resolve_device,
+    )
 
     device = resolve_device(args.device)
     make_deterministic(device)
@@ -58,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     cuda = device.type == "cuda"
     steps = args.steps or (300 if cuda else 30)
     epochs = args.epochs or (6 if cuda else 2)
+    if epochs < 2:
+        p.error(f"--epochs {epochs}: the first epoch is not timed, so at least 2 are needed")
     recipe_name = args.recipe or ("fmnist" if shape[0] == 1 else "cifar-lt")
     figures: dict[str, object] = {"device": device_name(device), "model": args.model, "shape": list(shape), "recipe": recipe_name, "torch": torch.__version__}
     print(f"{args.model} on {args.shape} synthetic data, {device_name(device)}, torch {torch.__version__}")
@@ -123,7 +131,6 @@ class Bench:
         return [runtime.layout(x[i]) for i in range(count)], [self.data.train.y[idx[i]] for i in range(count)]
 
     def bare_eager(self, steps: int, memory_format: str | None = None) -> float:
-        torch = self.torch
         import torch.nn.functional as F
 
         from tailbench.benchmarks.trainer import build_optimizer
@@ -236,10 +243,4 @@ class Bench:
 
 
 if __name__ == "__main__":
-    from tailbench.errors import UserError
-
-    try:
-        sys.exit(main())
-    except UserError as error:
-        print(f"{Path(__file__).name}: error: {error}", file=sys.stderr)
-        sys.exit(UserError.exit_code)
+    run_script(main, __file__)

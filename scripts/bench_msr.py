@@ -13,9 +13,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
+from dataclasses import replace
 from pathlib import Path
+
+from bench_common import epoch_seconds, method_context, run_script, sync
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,19 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", type=Path)
     args = p.parse_args(argv)
 
-    import os
-    import tempfile
-    from dataclasses import replace
-
     import torch
 
-    from tailbench.benchmarks.runtime import device_name, resolve_device
     from tailbench.benchmarks.recipe import load_recipe
-    from tailbench.benchmarks.runner import place_model
-    from tailbench.benchmarks.trainer import train
+    from tailbench.benchmarks.runtime import device_name, resolve_device
     from tailbench.datasets import get_dataset
     from tailbench.datasets.sources import default_data_dir
-    from tailbench.methods import ComposedMethod, MethodContext
+    from tailbench.methods import ComposedMethod
     from tailbench.msr.episodes import EpisodeSampler
     from tailbench.msr.meta import MetaTrainer
     from tailbench.nuisance import get_family
@@ -52,11 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = parse_assignments("--hp", args.hp)
     print(f"{args.dataset} on {device_name(device)}, {torch.get_num_threads()} CPU threads")
     for order in (1, 2):
-        ctx = MethodContext(
-            num_classes=data.num_classes, class_counts=data.train_counts, epochs=1, first_lr_step=0,
-            device=device, seed=0, image_shape=data.image_shape, nuisance=data.nuisance,
-        )
-        part = ComposedMethod("ce+msr", ctx, {**overrides, "msr.order": str(order)}).augmentations[0]
+        part = ComposedMethod("ce+msr", method_context(data, device), {**overrides, "msr.order": str(order)}).augmentations[0]
         config = part.config
         clean = data.train_clean
         pixels = clean.float().div(255.0).transpose(0, 1).flatten(1)
@@ -76,38 +68,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{per_step * config.steps / 60:.1f} min")
 
     recipe = replace(load_recipe(args.recipe or builder.recipe), epochs=1, warmup_epochs=0, milestones=(), factors=())
-    seconds = {}
-    with tempfile.TemporaryDirectory() as cache:
-        os.environ["TAILBENCH_CACHE"] = cache
-        for spec, hp in (("ce+drs", {}), ("ce+drs+msr", {**overrides, "msr.meta_steps": "1"})):
-            ctx = MethodContext(
-                num_classes=data.num_classes, class_counts=data.train_counts, epochs=1, first_lr_step=0,
-                device=device, seed=0, image_shape=data.image_shape, nuisance=data.nuisance,
-            )
-            method = ComposedMethod(spec, ctx, hp)
-            method.prepare(data)
-            model, runtime = place_model(recipe, data, method, device)
-            generator = torch.Generator(device=device).manual_seed(0)
-            train(model, method, data.train, recipe, generator, runtime, quiet=True)  # warm-up epoch
-            history, _ = train(model, method, data.train, recipe, generator, runtime, quiet=True)
-            seconds[spec] = history[0].seconds
-            print(f"{spec:12s} one epoch of {len(data.train)} images: {history[0].seconds:.1f} s ({history[0].images_per_s:.0f} img/s)")
+    seconds = epoch_seconds(data, recipe, device, {"ce+drs": {}, "ce+drs+msr": {**overrides, "msr.meta_steps": "1"}})
     print(f"MSR epoch / plain epoch: {seconds['ce+drs+msr'] / seconds['ce+drs']:.2f}x")
     return 0
 
 
-def sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 if __name__ == "__main__":
-    from tailbench.errors import UserError
-
-    try:
-        sys.exit(main())
-    except UserError as error:  # bad names, options or missing data: one line, as the CLI says it
-        print(f"{Path(__file__).name}: error: {error}", file=sys.stderr)
-        sys.exit(UserError.exit_code)
+    run_script(main, __file__)

@@ -19,6 +19,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench_common import run_script
+
 
 def corner_level(images):
     """[N, C, H, W] in [0, 1] -> [N]: the median of the means of the four 3x3 corners."""
@@ -82,10 +84,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from tailbench.errors import UserError
-
-    try:
-        sys.exit(main())
-    except UserError as error:  # bad names, options or missing data: one line, as the CLI says it
-        print(f"{Path(__file__).name}: error: {error}", file=sys.stderr)
-        sys.exit(UserError.exit_code)
+    run_script(main, __file__)
