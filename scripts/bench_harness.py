@@ -49,11 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from tailbench.benchmarks.runtime import (
-        device_name,
-        make_deterministic,
-        resolve_device,
-    )
+    from tailbench.benchmarks.runtime import device_name, make_deterministic, resolve_device
 
     device = resolve_device(args.device)
     make_deterministic(device)

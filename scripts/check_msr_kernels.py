@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from bench_common import run_script
 
 
 def kernel_figures(kernels):
-    """kernels [N, copies, k, k] -> the three kernel figures above, each a mean over N."""
+    """kernels [N, copies, 3, 3] -> the three kernel figures above, each a mean over N."""
     import torch
 
-    n, copies, k, _ = kernels.shape
+    k = kernels.shape[-1]
     turned = torch.rot90(kernels, 1, dims=(-2, -1))
     following = kernels.roll(-1, dims=1)
     rot90 = torch.nn.functional.cosine_similarity(following.flatten(2), turned.flatten(2), dim=2).mean()
@@ -56,16 +55,27 @@ def main(argv: list[str] | None = None) -> int:
     from tailbench.asset_cache import cache_root
     from tailbench.msr.cache import SHARING
 
-    print(f"{'':32s} {'rot90 cosine':>13s} {'isotropic share':>16s} {'|sum|/(3||k||)':>15s} {'rank':>5s}")
+    paths = {}
     for dataset in args.datasets:
-        found = sorted((cache_root() / SHARING.folder / dataset).glob(f"*/{SHARING.final}"))
-        if len(found) != 1:
-            print(f"check_msr_kernels.py: error: {len(found)} meta-trained sharings of {dataset} in {cache_root() / SHARING.folder}; "
-                  "expected one (run `tailbench run --method ce+drs+msr` first, or move the others away)", file=sys.stderr)
+        folder = cache_root() / SHARING.folder / dataset
+        found = sorted(folder.glob(f"*/{SHARING.final}"))
+        if not found:
+            print(f"check_msr_kernels.py: error: no meta-trained sharing of {dataset} in {folder}; run `tailbench run --dataset {dataset} "
+                  "--method ce+drs+msr` first", file=sys.stderr)
             return 2
-        payload = torch.load(found[0], map_location="cpu", weights_only=True)
+        if len(found) > 1:
+            print(f"check_msr_kernels.py: error: {len(found)} meta-trained sharings of {dataset} in {folder} (other configs or seeds); "
+                  "move all but the one to inspect elsewhere", file=sys.stderr)
+            return 2
+        paths[dataset] = found[0]
+    print(f"{'':32s} {'rot90 cosine':>13s} {'isotropic share':>16s} {'|sum|/(3||k||)':>15s} {'rank':>5s}")
+    for dataset, path in paths.items():
+        payload = torch.load(path, map_location="cpu", weights_only=True)
         config = payload["identity"]["config"]
         copies, k = config["copies"], config["kernel"]
+        if k != 3:
+            print(f"check_msr_kernels.py: error: {path} has {k}x{k} kernels; the figures here are defined for 3x3 only", file=sys.stderr)
+            return 2
         learned = payload["sharing"].float()
         generator = torch.Generator().manual_seed(args.seed)
         v = torch.randn(args.filters, copies * k * k, generator=generator)

@@ -5,10 +5,11 @@
 #   ce+drs+msr on all three; ce+drs+augerino@augerino.copies=1 on rot and bg; ce+drs+git with the
 #   CPU-sized generator (dim 32, batch 8, 3,000 iterations) on all three, and without GIT's delay on
 #   bg and dil. 3 seeds each.
-# About 1.5 h on 2 idle cores, plus 20-25 min for each GIT generator not yet in the cache.
+# About 75 min on 2 idle cores (measured: 54 min for the first sweep), plus about 6 min for each GIT
+# generator not yet in the cache.
 #
 # Usage, from the project root of a clean checkout:  scripts/cpu_grid.sh OUT
-# Then `tailbench submit OUT/* --replace` and `make leaderboard`. Rerunning the script skips what
+# Then `tailbench submit OUT --replace` and `make leaderboard`. Rerunning the script skips what
 # is complete and resumes what was interrupted.
 set -uo pipefail
 OUT=${1:?usage: scripts/cpu_grid.sh OUT}
