@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tailbench import __version__, cli_options, limits
 from tailbench.benchmarks import rerun as rerun_command
+from tailbench.benchmarks.recipe import EKLD_PROTOCOLS
 from tailbench.errors import Terminated, UserError, os_error_line, run_signals
 from tailbench.leaderboard import compare as compare_command
 from tailbench.options import parse_assignments
@@ -102,7 +103,7 @@ def run_config(args: argparse.Namespace, dataset: str, method: str, seed: int):
         dataset_options=parse_assignments("--dataset-opt", args.dataset_opt),
         hparams=parse_assignments("--hp", args.hp),
         recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        ekld_transforms=args.ekld_transforms, device=args.device, out=args.out,
+        ekld_transforms=args.ekld_transforms, ekld_protocol=args.ekld_protocol, device=args.device, out=args.out,
         data_dir=args.data_dir, force=args.force, quiet=args.quiet, checkpoint_every=args.checkpoint_every,
         allow_unverified_data=args.allow_unverified_data,
     )
@@ -192,6 +193,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=limits.int_in(1, limits.MAX_BATCH_SIZE), help="override the recipe's batch size")
     p.add_argument("--lr", type=limits.positive_number, help="override the recipe's learning rate")
     p.add_argument("--ekld-transforms", type=limits.int_in(1, limits.MAX_EKLD_TRANSFORMS), help="override the recipe's transforms per image for eKLD")
+    p.add_argument("--ekld-protocol", choices=EKLD_PROTOCOLS, metavar="|".join(EKLD_PROTOCOLS),
+                   help="override the recipe's eKLD protocol (clean: x is the clean test image, as the reference; drawn: x keeps its nuisance draw)")
     cli_options.device(p)
     cli_options.out(p, Path("runs"), "folder of run records: OUT/<benchmark>/<method>/seed-<seed>/")
     cli_options.data_dir(p)

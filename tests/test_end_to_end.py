@@ -21,7 +21,7 @@ def runs(tmp_path_factory):
 
 def test_run_writes_the_record_files(runs):
     directory = runs / "digits-lt" / "ce" / "seed-0"
-    assert sorted(p.name for p in directory.iterdir()) == ["done", "per_class.csv", "result.json"]
+    assert sorted(p.name for p in directory.iterdir()) == ["done", "per_class.csv", "per_image.csv.gz", "result.json"]
     assert (directory / "done").read_bytes() == b""
     table = pd.read_csv(directory / "per_class.csv")
     expected = {"class", "train_count", "val_acc", "test_acc", "ekld_rot", "consistency_rot", "ekld_bg", "consistency_bg"}
@@ -50,6 +50,8 @@ def test_same_seed_on_the_cpu_gives_the_same_numbers(runs):
     assert first["summary"] == again["summary"]
     assert (runs / "digits-lt" / "ce" / "seed-0" / "per_class.csv").read_text() == (
         runs / "again" / "digits-lt" / "ce" / "seed-0" / "per_class.csv").read_text()
+    assert (runs / "digits-lt" / "ce" / "seed-0" / "per_image.csv.gz").read_bytes() == (
+        runs / "again" / "digits-lt" / "ce" / "seed-0" / "per_image.csv.gz").read_bytes()
     other = json.loads((runs / "digits-lt" / "ce" / "seed-1" / "result.json").read_text())
     assert other["summary"] != first["summary"]
 

@@ -43,7 +43,7 @@ def measure(model, family="rot", batch_size=32, seed=0, transforms=5):
     x, y = data()
     runtime = Runtime(torch.device("cpu"), "contiguous", batch_size, captured_steps=False)
     return measure_invariance(method(2), model, get_family(family), x, x, y, 2,
-                              images_per_class=4, transforms=transforms, runtime=runtime, seed=seed)
+                              images_per_class=4, transforms=transforms, runtime=runtime, seed=seed, protocol="drawn")
 
 
 def test_a_model_that_ignores_its_input_has_zero_ekld_and_full_consistency():

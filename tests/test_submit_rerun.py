@@ -51,8 +51,9 @@ def test_a_valid_submission_is_copied_byte_for_byte(record, cli, tmp_path):
     target = results / BENCHMARK / "ce" / "seed-0"
     assert "copied" in result.out and str(target) in result.out
     assert files_under(results) == [BENCHMARK, f"{BENCHMARK}/ce", f"{BENCHMARK}/ce/seed-0",
-                                    f"{BENCHMARK}/ce/seed-0/done", f"{BENCHMARK}/ce/seed-0/per_class.csv", f"{BENCHMARK}/ce/seed-0/result.json"]
-    for name in ("result.json", "per_class.csv", "done"):
+                                    f"{BENCHMARK}/ce/seed-0/done", f"{BENCHMARK}/ce/seed-0/per_class.csv",
+                                    f"{BENCHMARK}/ce/seed-0/per_image.csv.gz", f"{BENCHMARK}/ce/seed-0/result.json"]
+    for name in ("result.json", "per_class.csv", "per_image.csv.gz", "done"):
         assert (target / name).read_bytes() == (record / name).read_bytes()
     assert [r.seed for r in iter_runs(results)] == [0]
     again = cli("submit", record, "--results", results)

@@ -33,6 +33,7 @@ class RunConfig:
     batch_size: int | None = None
     lr: float | None = None
     ekld_transforms: int | None = None
+    ekld_protocol: str | None = None
     device: str = "auto"
     out: Path = Path("runs")
     data_dir: Path | None = None
@@ -52,6 +53,7 @@ def resolve(config: RunConfig) -> tuple[DatasetBuilder, Recipe, str, str]:
     recipe = with_overrides(
         load_recipe(config.recipe or builder.recipe),
         epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, ekld_transforms=config.ekld_transforms,
+        ekld_protocol=config.ekld_protocol,
     )
     parts = parse_spec(config.method)
     changed = changed_hparams(parts, resolve_hparams(parts, config.hparams))

@@ -10,7 +10,16 @@ import yaml
 from tailbench.errors import UserError
 
 RECIPE_DIR = Path(__file__).parent / "recipes"
-RECIPE_OVERRIDES = ("epochs", "batch_size", "lr", "ekld_transforms")  # what `tailbench run` flags may override
+RECIPE_OVERRIDES = ("epochs", "batch_size", "lr", "ekld_transforms", "ekld_protocol")  # what `tailbench run` flags may override
+
+# Which image x an eKLD pair starts from (KL(p(.|x) || p(.|t(x)))); t is always applied to the
+# clean image, so both protocols pair an image with transforms of itself.
+#   clean: x is the clean test image (the identity member of the family: angle 0, background 0,
+#          no dilation), as the reference code does; the paper recipes' default.
+#   drawn: x is the test image with its fixed nuisance draw, as evaluated for accuracy.
+# On datasets without a fixed nuisance draw the two are the same.
+EKLD_PROTOCOLS = ("clean", "drawn")
+LEGACY_RECIPE_FIELDS = {"ekld_protocol": "drawn"}  # what records made before a field existed meant
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,7 @@ class Recipe:
     augment: tuple[str, ...]
     ekld_images_per_class: int
     ekld_transforms: int
+    ekld_protocol: str
     overrides: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -74,9 +84,12 @@ def load_recipe(name: str) -> Recipe:
             augment=tuple(str(a) for a in raw.get("augment") or ()),
             ekld_images_per_class=int(raw["eval"]["ekld_images_per_class"]),
             ekld_transforms=int(raw["eval"]["ekld_transforms"]),
+            ekld_protocol=str(raw["eval"]["ekld_protocol"]),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise UserError(f"recipe {path} is malformed ({type(error).__name__}: {error})") from None
+    if recipe.ekld_protocol not in EKLD_PROTOCOLS:
+        raise UserError(f"recipe {path}: eval.ekld_protocol {recipe.ekld_protocol!r} is not one of {', '.join(EKLD_PROTOCOLS)}")
     if len(recipe.milestones) != len(recipe.factors):
         raise UserError(f"recipe {path}: schedule.milestones and schedule.factors differ in length")
     return recipe
@@ -86,6 +99,11 @@ def with_overrides(recipe: Recipe, **overrides: object) -> Recipe:
     """Apply command-line overrides. A new epoch count rescales the warmup and the lr milestones
     proportionally, so the schedule keeps its shape (and DRS/DRW switch at the same fraction)."""
     given = {k: v for k, v in overrides.items() if v is not None}
+    protocol = given.get("ekld_protocol")
+    if protocol is not None and protocol not in EKLD_PROTOCOLS:
+        raise UserError(f"--ekld-protocol {str(protocol)[:30]!r} is not one of {', '.join(EKLD_PROTOCOLS)} (clean: x is the clean test image; drawn: x keeps its nuisance draw)")
+    if protocol == recipe.ekld_protocol:
+        del given["ekld_protocol"]  # the recipe's own: not an override, so the run stays in the recipe's table
     for key, value in given.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
             raise UserError(f"--{key.replace('_', '-')} must be positive, got {value}")

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from tailbench import cli_options
 from tailbench.benchmarks.recipe import RECIPE_OVERRIDES
 from tailbench.errors import UserError
+from tailbench.results.store import PER_IMAGE
 
 if TYPE_CHECKING:
     from tailbench.results.record import RunRecord
@@ -74,6 +75,7 @@ def config_from_record(record: RunRecord, out: Path, device: str | None = None, 
         batch_size=overrides.get("batch_size"),
         lr=overrides.get("lr"),
         ekld_transforms=overrides.get("ekld_transforms"),
+        ekld_protocol=overrides.get("ekld_protocol"),
         device=device or record.provenance.device_type,
         out=out,
         data_dir=data_dir,
@@ -245,9 +247,13 @@ def rerun(results: Path, benchmark: str, method: str, seed: int | None, toleranc
         if new.benchmark != benchmark:
             raise UserError(f"the rerun landed in benchmark {new.benchmark!r}, not {benchmark!r}; the stored config no longer rebuilds this entry")
         same_table = (directory / "per_class.csv").read_bytes() == (record.directory / "per_class.csv").read_bytes()
+        stored_images = record.directory / PER_IMAGE
+        same_images = (directory / PER_IMAGE).read_bytes() == stored_images.read_bytes() if stored_images.is_file() else None
     rows = compare_summaries(record.summary, new.summary, allowed)
     print_comparison(f"{benchmark} / {method} / seed {record.seed}: stored vs rerun", rows, how)
     print(f"per_class.csv: {'identical' if same_table else 'differs'}")
+    if same_images is not None:
+        print(f"{PER_IMAGE}: {'identical' if same_images else 'differs'}")
     disagree = [r.metric for r in rows if not r.agrees]
     if disagree:
         print(f"DISAGREE: {len(disagree)} of {len(rows)} summary numbers differ beyond the tolerance ({', '.join(disagree[:6])}{' ...' if len(disagree) > 6 else ''})")

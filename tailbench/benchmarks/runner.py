@@ -29,7 +29,8 @@ from tailbench.models.wrappers import InputNormalization
 from tailbench.nuisance import get_family
 from tailbench.results import SCHEMA_VERSION
 from tailbench.results.record import RunRecord
-from tailbench.results.store import is_complete, json_safe, run_dir, write_run
+from tailbench.results import per_image
+from tailbench.results.store import PER_IMAGE, is_complete, json_safe, run_dir, write_run
 from tailbench.results.writable import check_writable
 
 
@@ -78,7 +79,7 @@ def train_and_record(
         console.print(f"{config.method}: {', '.join(method.not_capture_safe())} is not capture-safe; training steps run eagerly", soft_wrap=True)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     history, step_kind = train(model, method, data.train, recipe, generator, runtime, config.quiet, checkpointer)
-    per_class, summary = evaluate(method, model, data, recipe, config.seed, runtime)
+    per_class, summary, evidence = evaluate(method, model, data, recipe, config.seed, runtime)
     summary.update(method.final_summary(model))
     wall = checkpointer.wall_seconds()
     result = {
@@ -102,9 +103,10 @@ def train_and_record(
             "runtime": {**runtime.to_json(), "train_step": step_kind},
             "started": checkpointer.started, "finished": datetime.now(timezone.utc), "wall_seconds": wall,
         },
+        "per_image": per_image.describe(evidence, len(data.test)),
     }
     record = build_record(json_safe(result))  # tuples as lists, non-finite numbers as null
-    write_run(directory, record.to_json(), per_class)
+    write_run(directory, record.to_json(), per_class, {PER_IMAGE: evidence})
     checkpointer.clear()
     if not config.quiet:
         print_run_summary(f"{benchmark} / {entry} / seed {config.seed}", per_class, summary, data.invariance_families)
@@ -139,7 +141,10 @@ def build_model(recipe: Recipe, data: LongTailedData, method: ComposedMethod) ->
     return method.wrap_model(model)
 
 
-def evaluate(method: ComposedMethod, model: torch.nn.Module, data: LongTailedData, recipe: Recipe, seed: int, runtime: Runtime) -> tuple[list[dict], dict]:
+def evaluate(
+    method: ComposedMethod, model: torch.nn.Module, data: LongTailedData, recipe: Recipe, seed: int, runtime: Runtime
+) -> tuple[list[dict], dict, bytes]:
+    """The per-class rows, the summary and the per-image evidence file's bytes."""
     c = data.num_classes
     test_lp = predict_log_probs(method, model, data.test.x, runtime)
     val_lp = predict_log_probs(method, model, data.val.x, runtime)
@@ -147,14 +152,15 @@ def evaluate(method: ComposedMethod, model: torch.nn.Module, data: LongTailedDat
     val_acc = per_class_accuracy(val_lp, data.val.y, c)
     overall = float((test_lp.argmax(1) == data.test.y).double().mean())
     sources = data.test.x if data.test_clean is None else data.test_clean
-    ekld, consistency = {}, {}
+    ekld, consistency, per_image_invariance = {}, {}, {}
     for family_name in data.invariance_families:
         result = measure_invariance(
             method, model, get_family(family_name), data.test.x, sources, data.test.y, c,
             images_per_class=recipe.ekld_images_per_class, transforms=recipe.ekld_transforms,
-            runtime=runtime, seed=seed,
+            runtime=runtime, seed=seed, protocol=recipe.ekld_protocol,
         )
         ekld[family_name], consistency[family_name] = result.ekld.tolist(), result.consistency.tolist()
+        per_image_invariance[family_name] = (result.chosen.numpy(), result.image_ekld.numpy(), result.image_consistency.numpy())
     counts = data.train_counts.cpu().tolist()
     test_counts = torch.bincount(data.test.y, minlength=c).cpu().tolist()
     rows = []
@@ -170,4 +176,10 @@ def evaluate(method: ComposedMethod, model: torch.nn.Module, data: LongTailedDat
     summary = summarize(counts, test_acc.tolist(), overall, val_acc.tolist(), ekld, consistency)
     if any(v is not None and isinstance(v, float) and math.isnan(v) for v in summary.values()):
         raise UserError("evaluation produced NaN summary metrics; the model's predictions are not finite")
-    return rows, summary
+    probs = test_lp.float().exp()
+    labels = data.test.y
+    evidence = per_image.encode(
+        labels.cpu().numpy(), test_lp.argmax(1).cpu().numpy(), probs.max(1).values.cpu().numpy(),
+        probs.gather(1, labels.view(-1, 1)).squeeze(1).cpu().numpy(), per_image_invariance,
+    )
+    return rows, summary, evidence

@@ -166,7 +166,8 @@ class RecipeRecord(Model):
     eval_batch_size: Positive | None = None  # until the runtime chose it per device (provenance.runtime)
     ekld_images_per_class: Positive
     ekld_transforms: Positive
-    overrides: dict[str, NumberOverride]
+    ekld_protocol: Literal["clean", "drawn"] = "drawn"  # absent in records made before protocols were named: drawn
+    overrides: dict[str, NumberOverride | Literal["clean", "drawn"]]
 
 
 # Summary numbers per invariance family {f}: key pattern -> (minimum, maximum).
@@ -247,6 +248,15 @@ class Provenance(Model):
 REQUIRED_PACKAGES = ("python", "torch")
 
 
+class PerImageRecord(Model):
+    """The record's per-image evidence file (tailbench.results.per_image), listed with its checksum."""
+
+    file: Literal["per_image.csv.gz"]
+    bytes: Positive
+    sha256: Sha256
+    rows: Positive
+
+
 # -- the record ------------------------------------------------------------------------------------
 class RunRecord(Model):
     schema_version: Literal[1, 2]
@@ -258,6 +268,7 @@ class RunRecord(Model):
     summary: Summary
     history: list[EpochRecord]
     provenance: Provenance
+    per_image: PerImageRecord | None = None  # absent in records made before runs kept per-image evidence
 
     @property
     def entry(self) -> str:
@@ -278,6 +289,8 @@ class RunRecord(Model):
         for package in REQUIRED_PACKAGES:
             if not provenance.packages.get(package):
                 problems.append((f"provenance.packages.{package}", "missing"))
+        if self.per_image is not None and self.per_image.rows != self.dataset.test_size:
+            problems.append(("per_image.rows", f"is {self.per_image.rows}; the dataset's test split has {self.dataset.test_size} images"))
         if provenance.finished < provenance.started:
             problems.append(("provenance.finished", "is earlier than provenance.started"))
         if problems:

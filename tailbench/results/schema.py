@@ -17,6 +17,7 @@ its recipe is the named recipe with the stored overrides, the benchmark id follo
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +31,9 @@ from tailbench.results.record import SUPPORTED_VERSIONS, RunRecord
 from tailbench.results.record_errors import problems as record_problems
 from tailbench.results.record_errors import type_name
 from tailbench.results.safe_json import MAX_BYTES, JsonTooLarge, loads_bounded
+from tailbench.results import per_image
 from tailbench.results.schema_per_class import check_per_class
-from tailbench.results.store import DONE, PER_CLASS, RESULT, benchmark_id
+from tailbench.results.store import DONE, PER_CLASS, PER_IMAGE, RESULT, benchmark_id
 
 MAX_FILE_BYTES = MAX_BYTES
 
@@ -120,8 +122,29 @@ def validate_run(directory: Path) -> Checked:
             checked.problems += check_per_class(record, checked.files[PER_CLASS], manifest)
             if not checked.problems:  # the record as a whole: its summary is its table's
                 checked.problems += check_consistency(result, checked.files[PER_CLASS], manifest)
+    checked.problems += _check_evidence(record, checked, table_ok=not checked.problems)
     checked.problems += admission_problems(result)
     return checked
+
+
+def _check_evidence(record: RunRecord, checked: Checked, table_ok: bool) -> list[tuple[str, str]]:
+    """The per-image file: present exactly when result.json lists it, and (when the record's
+    per_class.csv passed its checks, table_ok) what it says it is."""
+    present = (checked.directory / PER_IMAGE).exists() or (checked.directory / PER_IMAGE).is_symlink()
+    if record.per_image is None:
+        return [(PER_IMAGE, "is in the folder but result.json lists no per_image file; remove it or remake the record")] if present else []
+    if not present:
+        return [(PER_IMAGE, "missing: result.json lists it (per_image)")]
+    _read(checked.directory, PER_IMAGE, checked)
+    if PER_IMAGE not in checked.files or not table_ok:
+        return []  # _read, or the checks of per_class.csv, said why
+    import pandas as pd
+
+    try:
+        per_class = pd.read_csv(io.BytesIO(checked.files[PER_CLASS]), dtype={"class_name": str})
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
+        return []  # the per_class.csv checks say why
+    return per_image.check(checked.files[PER_IMAGE], record.per_image.model_dump(), list(record.dataset.invariance_families), per_class)
 
 
 def validate_record(result: dict) -> tuple[RunRecord | None, list[tuple[str, str]]]:
@@ -163,7 +186,7 @@ def _check_changed(method: dict) -> list[tuple[str, str]]:
 
 
 def _check_recipe(recipe: dict) -> list[tuple[str, str]]:
-    from tailbench.benchmarks.recipe import RECIPE_OVERRIDES, load_recipe, recipe_names, with_overrides
+    from tailbench.benchmarks.recipe import LEGACY_RECIPE_FIELDS, RECIPE_OVERRIDES, load_recipe, recipe_names, with_overrides
     from tailbench.errors import UserError
 
     if recipe["name"] not in recipe_names():
@@ -177,7 +200,7 @@ def _check_recipe(recipe: dict) -> list[tuple[str, str]]:
         return [("recipe.overrides", str(error))]
     rebuilt = json.loads(json.dumps(rebuilt))  # tuples to lists, as stored
     for key, value in rebuilt.items():
-        if recipe.get(key) != value:
+        if recipe.get(key, LEGACY_RECIPE_FIELDS.get(key)) != value:
             return [(f"recipe.{key}", f"{json.dumps(recipe.get(key))[:60]} differs from recipe {recipe['name']!r} with the stored overrides ({json.dumps(value)[:60]})")]
     return []
 

@@ -33,6 +33,7 @@ from tailbench.results.writable import (
 )
 
 RESULT, PER_CLASS, DONE = "result.json", "per_class.csv", "done"
+PER_IMAGE = "per_image.csv.gz"  # per-image evidence (tailbench.results.per_image), optional
 
 
 def benchmark_id(dataset_id: str, default_recipe: str, recipe: str, overrides: dict[str, object]) -> str:
@@ -125,19 +126,22 @@ def csv_bytes(rows: list[dict]) -> bytes:
 
 
 RECORD_FILES = (RESULT, PER_CLASS, DONE)
+EVIDENCE_FILES = (PER_IMAGE,)  # optional; result.json lists each one present
 STAGING_KINDS = ("write", "submit")  # the hidden siblings the harness and `tailbench submit` stage in
 
 
 def clean_leftovers(directory: Path) -> list[Path]:
     """What killed writers of this record left: staging folders beside it and temporary files in
     it (only those of dead processes, and only names tailbench makes)."""
-    return clean_stale(directory, STAGING_KINDS) + clean_stale_files(directory, (*RECORD_FILES, PROBE))
+    return clean_stale(directory, STAGING_KINDS) + clean_stale_files(directory, (*RECORD_FILES, *EVIDENCE_FILES, PROBE))
 
 
 def write_record_files(folder: Path, files: dict[str, bytes]) -> None:
-    """Write the record files into a fresh staging folder, `done` last, as a reader expects."""
-    for name in RECORD_FILES:
-        write_atomic(folder / name, files[name])
+    """Write the record files (and the evidence files given) into a fresh staging folder, `done`
+    last, as a reader expects."""
+    for name in (RESULT, PER_CLASS, *EVIDENCE_FILES, DONE):
+        if name in files:
+            write_atomic(folder / name, files[name])
 
 
 def stage_and_publish(target: Path, files: dict[str, bytes], kind: str) -> bool:
@@ -157,11 +161,12 @@ def stage_and_publish(target: Path, files: dict[str, bytes], kind: str) -> bool:
     return old is not None
 
 
-def write_run(directory: Path, result: dict, per_class_rows: list[dict]) -> None:
+def write_run(directory: Path, result: dict, per_class_rows: list[dict], evidence: dict[str, bytes] | None = None) -> None:
     """Write a complete record to directory: the earlier record (with --force) stays in place
-    until the new one, complete, takes its place in one rename."""
+    until the new one, complete, takes its place in one rename. evidence: optional files by name
+    (EVIDENCE_FILES), which result.json lists."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     clean_leftovers(directory)
-    files = {PER_CLASS: csv_bytes(per_class_rows), RESULT: json_bytes(result), DONE: b""}
+    files = {PER_CLASS: csv_bytes(per_class_rows), RESULT: json_bytes(result), DONE: b"", **(evidence or {})}
     stage_and_publish(directory, files, "write")

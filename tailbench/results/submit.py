@@ -74,7 +74,7 @@ class Outcome:
 def same_record(target: Path, checked: Checked) -> bool:
     try:
         names = sorted(p.name for p in target.iterdir())
-        return names == sorted(RECORD_FILES) and all((target / name).read_bytes() == checked.files[name] for name in RECORD_FILES)
+        return names == sorted(checked.files) and all((target / name).read_bytes() == checked.files[name] for name in checked.files)
     except (FileNotFoundError, NotADirectoryError):
         return False
 
