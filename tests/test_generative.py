@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ import torch
 from tailbench.errors import UserError
 from tailbench.generative import cache
 from tailbench.generative.model import GeneratorConfig, build_munit
-from tailbench.generative.train import GeneratorTrainer, train_or_load
+from tailbench.generative.train import GeneratorTrainer, input_flip, to_signed, train_or_load
 
 # Small enough for seconds on a loaded CPU; the defaults are the paper's.
 TINY = GeneratorConfig(dim=8, n_res=1, mlp_dim=32, dis_dim=8, batch_size=16, iters=6)
@@ -81,6 +82,57 @@ def test_class_balanced_sampling(digits):
     share = torch.bincount(digits.train.y[drawn], minlength=10).float() / 20_000
     assert digits.train_counts.max() / digits.train_counts.min() >= 10  # the data is long-tailed ...
     assert torch.allclose(share, torch.full((10,), 0.1), atol=0.015)  # ... the draws are not
+
+
+def test_flips_half_of_the_drawn_images_from_the_training_generator(digits):
+    """flip: the class-balanced draw as before, then each image mirrored with probability 1/2,
+    in one batched draw from the trainer's own generator (so a seed repeats it exactly)."""
+    config = GeneratorConfig(**{**TINY.to_json(), "batch_size": 2000})
+    plain, flipped, again = (GeneratorTrainer(digits.train.x, digits.train.y, config, seed=0, flip=f) for f in (False, True, True))
+    x, y, z = plain.draw(), flipped.draw(), again.draw()
+    assert torch.equal(y, z)
+    as_is = (y == x).flatten(1).all(1)
+    mirrored = (y == x.flip(3)).flatten(1).all(1)
+    assert torch.all(as_is | mirrored)
+    share = float((mirrored & ~as_is).sum()) / float((~(as_is & mirrored)).sum())  # among images a mirror changes
+    assert 0.45 < share < 0.55, share
+    # Without flips the draw is the plain class-balanced one, with nothing else drawn.
+    alone = torch.Generator().manual_seed(0)
+    expected = torch.multinomial(plain.weights, 2000, replacement=True, generator=alone)
+    assert torch.equal(x, to_signed(digits.train.x[expected], 255.0))
+    assert torch.equal(plain.rng.get_state(), alone.get_state())
+
+
+@pytest.mark.parametrize("dataset_id, flip, expected", [
+    ("k49-rot-lt", "auto", True),  # the reference's get_k49_data_loaders: RandomHorizontalFlip
+    ("fmnist-bg-lt", "auto", True), ("fmnist-lt", "auto", True),  # K49's recipe
+    ("digits-lt", "auto", True), ("digits-lt--n_max=30", "auto", True),
+    ("cifar10-lt", "auto", True), ("cifar100-lt", "auto", True),  # the reference's CIFAR configs: flip_aug, no crop
+    ("tinyimagenet-lt", "auto", True),
+    ("gtsrb-lt", "auto", False), ("gtsrb-lt", "off", False),  # mirrored signs change class
+    ("k49-rot-lt", "off", False), ("cifar10-lt", "on", True),
+])
+def test_input_flip_by_dataset(dataset_id, flip, expected):
+    assert input_flip(GeneratorConfig(flip=flip), dataset_id) is expected
+
+
+def test_a_flip_that_does_not_apply_is_refused_before_training(digits, tmp_path, monkeypatch):
+    monkeypatch.setattr(GeneratorTrainer, "step", lambda self: pytest.fail("trained"))
+    on = GeneratorConfig(**{**TINY.to_json(), "flip": "on"})
+    with pytest.raises(UserError, match="flip=on does not apply to gtsrb-lt: a mirrored traffic sign"):
+        train_or_load(digits.train.x, digits.train.y, "gtsrb-lt", digits.manifest_sha256, on, 0, root=tmp_path, quiet=True)
+    assert not (tmp_path / "generators").exists()
+
+
+def test_the_trained_generator_records_its_flips(digits, tmp_path):
+    """flip is part of the cache key: a generator trained without flips is not taken for one with."""
+    args = (digits.train.x, digits.train.y, digits.dataset_id, digits.manifest_sha256)
+    _, auto = train_or_load(*args, replace(TINY, iters=1), 0, root=tmp_path, quiet=True)
+    _, off = train_or_load(*args, replace(TINY, iters=1, flip="off"), 0, root=tmp_path, quiet=True)
+    assert auto != off
+    assert json.loads((auto / "config.json").read_text())["flip"] is True
+    assert json.loads((off / "config.json").read_text())["flip"] is False
+    assert json.loads((auto / "config.json").read_text())["config"]["flip"] == "auto"
 
 
 def _losses(config: GeneratorConfig, data, iters: int, warmup: int = 0, freeze_dis: bool = False) -> torch.Tensor:
@@ -192,8 +244,9 @@ def test_cache_key_separates_dataset_manifest_config_and_seed(tmp_path, monkeypa
         cache.entry_dir(tmp_path, "digits-lt", "cd" * 32, TINY, 0),
         cache.entry_dir(tmp_path, "digits-lt", "ab" * 32, GeneratorConfig(**{**TINY.to_json(), "iters": 7}), 0),
         cache.entry_dir(tmp_path, "digits-lt", "ab" * 32, TINY, 1),
+        cache.entry_dir(tmp_path, "digits-lt", "ab" * 32, GeneratorConfig(**{**TINY.to_json(), "flip": "off"}), 0),
     ]
-    assert len({base, *others}) == 5
+    assert len({base, *others}) == 6
     assert cache.entry_dir(tmp_path, "digits-lt", "ab" * 32, GeneratorConfig(**TINY.to_json()), 0) == base
     assert GeneratorConfig().with_options({"lr": "1e-4", "dim": "64"}).digest == GeneratorConfig().digest
     monkeypatch.setenv("TAILBENCH_CACHE", str(tmp_path / "elsewhere"))
@@ -218,6 +271,9 @@ def test_bad_generator_options():
         GeneratorConfig().with_options({"dim": "eight"})
     with pytest.raises(UserError, match="must be positive"):
         GeneratorConfig().with_options({"batch_size": "0"})
+    with pytest.raises(UserError, match="flip='sometimes' must be one of auto, on, off"):
+        GeneratorConfig().with_options({"flip": "sometimes"})
+    assert GeneratorConfig().with_options({"flip": "on"}).flip == "on"
 
 
 # -- the command line ----------------------------------------------------------------------------
@@ -244,6 +300,7 @@ def test_cli_train_then_show(cli, tmp_path, monkeypatch):
     (["train", "--dataset", "digits-lt", "--seed", "-1"], "--seed must be a non-negative integer"),
     (["train", "--dataset", "digits-lt", "--opt", "dims=8"], "unknown generator option 'dims'"),
     (["train", "--dataset", "digits-lt", "--opt", "dim"], "not of the form key=value"),
+    (["train", "--dataset", "digits-lt", "--opt", "flip=maybe"], "flip='maybe' must be one of auto, on, off"),
     (["train", "--dataset", "digits-lt", "--iters", "3", "--opt", "iters=4"], "give the iterations once"),
     (["train", "--dataset", "digits-lt", "--checkpoint-every", "0"], "--checkpoint-every must be a positive integer"),
     (["train", "--dataset", "digits-lt", "--dataset-opt", "n_max=x"], "n_max"),

@@ -26,6 +26,9 @@ from tailbench.errors import UserError
 from tailbench.options import coerce
 
 
+TEXT_OPTIONS = {"flip": ("auto", "on", "off")}  # the options that are words, with their values
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
     """Architecture and training settings; every field is part of the cache key."""
@@ -50,10 +53,17 @@ class GeneratorConfig:
     w_img: float = 10.0
     w_style: float = 1.0
     w_content: float = 1.0
+    # Random horizontal flip (p = 0.5) of every training image: "on", "off", or "auto", the
+    # reference's choice for the dataset (tailbench.generative.train.input_flip).
+    flip: str = "auto"
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name in TEXT_OPTIONS:
+                if value not in TEXT_OPTIONS[f.name]:
+                    raise UserError(f"generator option {f.name}={value!r} must be one of {', '.join(TEXT_OPTIONS[f.name])}")
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise UserError(f"generator option {f.name}={value!r} must be a number")
         positive = ("dim", "n_res", "style_dim", "mlp_dim", "dis_dim", "dis_layers", "batch_size", "iters", "lr", "lr_step")

@@ -1,7 +1,9 @@
 """Training the generator on a long-tailed training set, with checkpoints that resume exactly.
 
 Each iteration draws a class-balanced batch (``torch.multinomial`` with weight 1/n_y per image,
-with replacement, on the device), then
+with replacement, on the device), flips each image horizontally with probability 1/2 where the
+config's ``flip`` says so (``input_flip``: by default as the reference's generator pipeline for
+the dataset does), then
 
 1. updates the discriminator on real images and on ``decode(content(x), s)``, ``s ~ N(0, I)``
    (LSGAN: real -> 1, generated -> 0);
@@ -26,6 +28,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from tailbench.errors import UserError
 from tailbench.generative import cache
 from tailbench.generative.model import GeneratorConfig, Munit, build_munit
 from tailbench.results.locks import exclusive
@@ -36,15 +39,46 @@ CHECKPOINT_EVERY = 500
 TRAINING_LOCK_WAIT = 7 * 24 * 3600.0  # seconds a process waits for another one training the same generator
 
 
+# flip=auto, by the dataset's recipe: what the reference (AllanYangZhou/generative-invariance-
+# transfer) feeds its generator. K49: core/munit/utils.py get_k49_data_loaders, RandomHorizontalFlip
+# always; CIFAR-LT: core/munit/configs/cifar*_0.01.yaml flip_aug: True, and
+# core/datasets/cifar_lt_dataset.py get_cifar_transform flips but crops only for the classifier.
+# The Fashion-MNIST-LT variants and digits run K49's recipe; Tiny ImageNet-LT (no reference code)
+# takes CIFAR's, as its classifier recipe does.
+FLIP_BY_RECIPE = {"k49": True, "fmnist": True, "digits": True, "cifar-lt": True, "tinyimagenet-lt": True}
+# Datasets whose classes a mirror turns into one another: flip=on does not apply, auto is off.
+NO_FLIP = {"gtsrb-lt": "a mirrored traffic sign is often another class (keep left / keep right, turn left / turn right ahead)"}
+
+
+def input_flip(config: GeneratorConfig, dataset_id: str) -> bool:
+    """Whether the generator's training images are flipped at random; a UserError where the
+    config's choice does not apply to the dataset."""
+    from tailbench.datasets import get_dataset
+
+    name = dataset_id.split("--", 1)[0]  # the options follow as --key=value
+    recipe = type(get_dataset(name)).recipe
+    if recipe in NO_FLIP:
+        if config.flip == "on":
+            raise UserError(f"generator option flip=on does not apply to {name}: {NO_FLIP[recipe]}; use flip=auto or flip=off")
+        return False
+    if config.flip != "auto":
+        return config.flip == "on"
+    if recipe not in FLIP_BY_RECIPE:
+        raise UserError(f"generator option flip=auto has no choice for {name} (recipe {recipe}); give flip=on or flip=off")
+    return FLIP_BY_RECIPE[recipe]
+
+
 def to_signed(x_uint8_or_unit: torch.Tensor, scale: float) -> torch.Tensor:
     """uint8 (scale 255) or [0, 1] floats (scale 1) to [-1, 1]."""
     return x_uint8_or_unit.float().mul(2.0 / scale).sub_(1.0)
 
 
 class GeneratorTrainer:
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, config: GeneratorConfig, seed: int) -> None:
+    """flip: flip each drawn image horizontally with probability 1/2 (``input_flip`` decides it)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, config: GeneratorConfig, seed: int, flip: bool = False) -> None:
         device = images.device
-        self.images, self.config, self.seed = images, config, seed
+        self.images, self.config, self.seed, self.flip = images, config, seed, flip
         self.model = build_munit(tuple(images.shape[1:]), config, seed).to(device)
         adam = dict(lr=config.lr, betas=(config.beta1, config.beta2), weight_decay=config.weight_decay)
         self.opt_gen = torch.optim.Adam(self.model.generator_parameters(), **adam)
@@ -56,12 +90,22 @@ class GeneratorTrainer:
         self.rng = torch.Generator(device=device).manual_seed(seed)
         self.iteration = 0
 
+    def draw(self) -> torch.Tensor:
+        """The next training batch in [-1, 1]: class-balanced draws, each flipped horizontally with
+        probability 1/2 when ``flip`` (one batched draw from the training's generator; without
+        flips nothing more is drawn, so those trainings are what they were before flips existed)."""
+        idx = torch.multinomial(self.weights, self.config.batch_size, replacement=True, generator=self.rng)
+        x = to_signed(self.images[idx], 255.0)
+        if self.flip:
+            mirrored = torch.rand(x.shape[0], generator=self.rng, device=x.device) < 0.5
+            x = torch.where(mirrored.view(-1, 1, 1, 1), x.flip(3), x)
+        return x
+
     def step(self) -> torch.Tensor:
         """One discriminator and one generator update; returns the five losses as a tensor."""
         cfg, model = self.config, self.model
         model.train()
-        idx = torch.multinomial(self.weights, cfg.batch_size, replacement=True, generator=self.rng)
-        x = to_signed(self.images[idx], 255.0)
+        x = self.draw()
         content, style = model.content(x), model.style(x)
         s_random = model.random_style(x.shape[0], self.rng, x.device)
         fake = model.decoder(content, s_random)
@@ -155,6 +199,7 @@ def train_or_load(
     config with that many iterations (nothing in training depends on the total, so training to
     10,000 passes through the 3,000-iteration generator on the way)."""
     device = images.device
+    flip = input_flip(config, dataset_id)  # refuses a flip that does not apply, before any training
     directory = cache.entry_dir(root or cache.cache_root(), dataset_id, manifest_sha256, config, seed)
     ident = cache.identity(dataset_id, manifest_sha256, config, seed, tuple(images.shape[1:]))
     final = directory / cache.FINAL
@@ -170,27 +215,28 @@ def train_or_load(
                 target = cache.entry_dir(root or cache.cache_root(), dataset_id, manifest_sha256, shorter, seed)
                 if k < config.iters and not (target / cache.FINAL).is_file():
                     keep[k] = (target, cache.identity(dataset_id, manifest_sha256, shorter, seed, tuple(images.shape[1:])))
-            train_to_final(images, labels, config, seed, directory, ident, checkpoint_every, quiet, on_checkpoint, keep)
+            train_to_final(images, labels, config, seed, directory, ident, checkpoint_every, quiet, on_checkpoint, keep, flip)
     return load_final(final, ident, device), directory
 
 
 def train_to_final(
     images: torch.Tensor, labels: torch.Tensor, config: GeneratorConfig, seed: int, directory: Path, ident: dict,
     checkpoint_every: int, quiet: bool, on_checkpoint: Callable[[int], None] | None, keep: dict[int, tuple[Path, dict]],
+    flip: bool = False,
 ) -> None:
     """Train (resuming from the folder's checkpoint) and write the finished generator."""
-    trainer = GeneratorTrainer(images, labels, config, seed)
+    trainer = GeneratorTrainer(images, labels, config, seed, flip=flip)
     checkpoint = directory / cache.CHECKPOINT
     if checkpoint.is_file():
         trainer.load_state_dict(cache.load(checkpoint, ident, images.device)["state"])
     else:
-        cache.write_config(directory, ident, {"device": str(images.device), "train_size": int(labels.shape[0])})
+        cache.write_config(directory, ident, {"device": str(images.device), "train_size": int(labels.shape[0]), "flip": flip})
     if not quiet:
         from tailbench.benchmarks.progress import console
 
         start = f"resuming at iteration {trainer.iteration}" if trainer.iteration else "from scratch"
         console.print(f"training GIT's generator for {ident['dataset_id']} (seed {seed}, {config.iters} iterations at batch "
-                      f"{config.batch_size}, {start}) into {directory}")
+                      f"{config.batch_size}{', random horizontal flips' if trainer.flip else ''}, {start}) into {directory}")
     run_training(trainer, config.iters, "generator", checkpoint, ident, checkpoint_every, quiet, on_checkpoint, keep)
     cache.save(directory / cache.FINAL, {"identity": ident, "iteration": trainer.iteration, "model": trainer.model.state_dict()})
     checkpoint.unlink(missing_ok=True)
@@ -215,7 +261,8 @@ def run_training(
                 progress.update(it, means, (it - start_iter) / (time.perf_counter() - started))
             if keep and it in keep:
                 target, kept = keep[it]
-                cache.write_config(target, kept, {"device": str(trainer.images.device), "train_size": int(trainer.images.shape[0]), "kept_from": ident["config_digest"]})
+                cache.write_config(target, kept, {"device": str(trainer.images.device), "train_size": int(trainer.images.shape[0]),
+                                                   "flip": trainer.flip, "kept_from": ident["config_digest"]})
                 cache.save(target / cache.FINAL, {"identity": kept, "iteration": it, "model": trainer.model.state_dict()})
             if checkpoint is not None and it % checkpoint_every == 0 and it < until:
                 cache.save(checkpoint, {"identity": ident, "state": trainer.state_dict()})

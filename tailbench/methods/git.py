@@ -2,12 +2,24 @@
 
 Zhou, Tajwar, Robey, Knowles, Pappas, Hassani and Finn, "Do Deep Networks Transfer Invariances
 Across Classes?", ICLR 2022. A MUNIT-style generator (``tailbench.generative``) is trained on the
-whole long-tailed training set with class-balanced sampling; ``decode(content(x), s)`` with
-``s ~ N(0, I)`` keeps what ``x`` shows and redraws its nuisance. From the recipe's first lr step
-on (``delayed``), a fraction ``gen_frac`` of every batch is replaced by such versions of the
-batch's own images, so the generated part follows the run's sampler just as the real part does.
+whole long-tailed training set with class-balanced sampling (and, by default, the random
+horizontal flips the reference's generator pipeline applies: generator option ``flip``, hp
+``gen_flip``); ``decode(content(x), s)`` with ``s ~ N(0, I)`` keeps what ``x`` shows and redraws
+its nuisance. With ``delayed``, generation starts in the epoch after the recipe's first lr step,
+as the reference's ``epoch > steplr_epoch1`` does (0-based epochs; its lr decays from epoch
+``steplr_epoch1`` on, so that epoch still trains on real images only): 19 of K49's 50 epochs
+(lr step at 30). From then on a fraction ``gen_frac`` of every batch is replaced by such versions
+of the batch's own images, so the generated part follows the run's sampler just as the real part
+does.
+
 With ``threshold`` > 0 a generated image is kept with probability
 ``max((threshold - n_y) / (threshold - n_min), 0)``, so only classes below the threshold get them.
+A rejected one is replaced as the reference's ``weighted_gen`` does, by another image of the
+run's sampler with its own label, as it is (not generated): the reference takes it from a second
+loader over the same sampler; here it is the source image of another generated slot of the same
+batch, drawn uniformly (each such slot holds a draw of the run's sampler that the batch does not
+otherwise show as it is). With a single generated slot there is no other one, and the rejected
+slot keeps its own real image.
 
 The generator is a fixed asset of the dataset, like a pretrained network: every run seed uses
 the same cached generator (``gen_seed`` 0, the seed `tailbench generator train` uses by
@@ -32,12 +44,12 @@ if TYPE_CHECKING:
 @register_method("git")
 class GenerativeInvarianceTransfer(MethodPart):
     kind = "augmentation"
-    capture_safe = True  # on CUDA every draw and mix is a fixed tensor program (torch.where, no masks)
+    capture_safe = True  # on CUDA every draw, gather and mix is a fixed tensor program (torch.where, no masks)
     description = "replace part of each batch by MUNIT-generated versions (same content, random style) of its images"
     paper = "Zhou et al., ICLR 2022 (GIT); generator: Huang et al., ECCV 2018 (MUNIT)"
     hparams = {
         "gen_frac": 0.5,  # fraction of each batch replaced by generated images
-        "delayed": True,  # start at the recipe's first lr step (as DRS does)
+        "delayed": True,  # start in the epoch after the recipe's first lr step (the reference's epoch > steplr_epoch1)
         "threshold": 0,  # keep generated images only for classes smaller than this (0: all classes)
         "iters": 10_000,  # generator training iterations (the paper's K49 setting)
         "gen_batch": 32,  # generator training batch size (the paper's is 1)
@@ -45,6 +57,7 @@ class GenerativeInvarianceTransfer(MethodPart):
         "n_res": 4,
         "lr_step": 100_000,  # iterations between halvings of the generator's lr
         "gen_seed": 0,  # the generator's seed, shared by every run seed; -1: the run's seed
+        "gen_flip": "auto",  # random horizontal flips of the generator's training images: auto (the reference's), on, off
     }
 
     @classmethod
@@ -55,6 +68,8 @@ class GenerativeInvarianceTransfer(MethodPart):
             raise UserError(f"--hp git.threshold={hp['threshold']} must be 0 (off) or a positive class size")
         if int(hp["gen_seed"]) < -1:
             raise UserError(f"--hp git.gen_seed={hp['gen_seed']} must be -1 (the run's seed) or a seed")
+        if hp["gen_flip"] not in ("auto", "on", "off"):
+            raise UserError(f"--hp git.gen_flip={hp['gen_flip']} must be auto (the reference's choice for the dataset), on or off")
 
     def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
         super().__init__(ctx, hp)
@@ -63,14 +78,20 @@ class GenerativeInvarianceTransfer(MethodPart):
         from tailbench.generative.model import GeneratorConfig
 
         self.config = GeneratorConfig().with_options(
-            {"iters": hp["iters"], "batch_size": hp["gen_batch"], "dim": hp["dim"], "n_res": hp["n_res"], "lr_step": hp["lr_step"]}
+            {"iters": hp["iters"], "batch_size": hp["gen_batch"], "dim": hp["dim"], "n_res": hp["n_res"], "lr_step": hp["lr_step"],
+             "flip": hp["gen_flip"]}
         )
         self.gen_seed = ctx.seed if int(hp["gen_seed"]) == -1 else int(hp["gen_seed"])
         counts = ctx.class_counts.to(ctx.device).float()
         threshold = float(hp["threshold"])
         if threshold > 0:
             n_min = counts[counts > 0].min()
-            self.keep_prob = ((threshold - counts) / (threshold - n_min).clamp(min=1.0)).clamp(0.0, 1.0)
+            if threshold <= float(n_min):  # once, before training: the reference divides by threshold - n_min
+                raise UserError(
+                    f"--hp git.threshold={hp['threshold']} must exceed the smallest class's {int(n_min)} training images, "
+                    "or no class keeps a generated image (0 turns the threshold off)"
+                )
+            self.keep_prob = ((threshold - counts) / (threshold - n_min)).clamp(0.0, 1.0)
         else:
             self.keep_prob = None
         self.model = None
@@ -82,7 +103,7 @@ class GenerativeInvarianceTransfer(MethodPart):
         self.seen = torch.zeros((), device=ctx.device)
 
     def prepare(self, data) -> None:
-        from tailbench.generative.train import train_or_load
+        from tailbench.generative.train import train_or_load  # refuses a gen_flip the dataset cannot take
 
         self.model, directory = train_or_load(
             data.train.x, data.train.y, data.dataset_id, data.manifest_sha256, self.config, self.gen_seed
@@ -93,7 +114,9 @@ class GenerativeInvarianceTransfer(MethodPart):
         return self.waiting(epoch)
 
     def waiting(self, epoch: int) -> bool:
-        return bool(self.hp["delayed"]) and epoch < self.ctx.first_lr_step
+        """Epochs are 0-based, as the reference's; first_lr_step is the first epoch at the decayed
+        lr, the reference's steplr_epoch1 (its lr decays where epoch + 1 > steplr_epoch1)."""
+        return bool(self.hp["delayed"]) and epoch <= self.ctx.first_lr_step
 
     def _autocast(self):
         import torch
@@ -114,20 +137,36 @@ class GenerativeInvarianceTransfer(MethodPart):
             return batch
         if self.model is None:
             raise RuntimeError("git.augment called before prepare")
-        real = batch.x[:k]
+        real, labels = batch.x[:k], batch.y[:k]
         style = self.model.random_style(k, state.generator, real.device)
-        keep = None
-        if self.keep_prob is not None:
-            keep = torch.rand(k, generator=state.generator, device=real.device) < self.keep_prob[batch.y[:k]]
+        if self.keep_prob is None:
+            with torch.no_grad(), self._autocast():
+                generated = self._translate(real, style)
+            self.generated += k
+            return Batch(torch.cat([generated, batch.x[k:]]), batch.y, batch.idx)
+        keep = torch.rand(k, generator=state.generator, device=real.device) < self.keep_prob[labels]
+        other = self.other_slots(k, state.generator, real.device)
+        stand_in, stand_in_y = real[other], labels[other]  # what a rejected slot shows instead, with its label
         with torch.no_grad(), self._autocast():
-            if keep is not None and self.gather_kept:
-                mixed = real.clone()
+            if self.gather_kept:
+                mixed = stand_in.clone()
                 mixed[keep] = self._translate(real[keep], style[keep])
             else:
-                generated = self._translate(real, style)
-                mixed = generated if keep is None else torch.where(keep[:, None, None, None], generated, real)
-        self.generated += k if keep is None else keep.sum()
-        return Batch(torch.cat([mixed, batch.x[k:]]), batch.y, batch.idx)
+                mixed = torch.where(keep[:, None, None, None], self._translate(real, style), stand_in)
+        self.generated += keep.sum()
+        y = torch.cat([torch.where(keep, labels, stand_in_y), batch.y[k:]])
+        idx = torch.cat([torch.where(keep, batch.idx[:k], batch.idx[:k][other]), batch.idx[k:]])
+        return Batch(torch.cat([mixed, batch.x[k:]]), y, idx)
+
+    @staticmethod
+    def other_slots(k: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        """For each of the k generated slots, another one of them, uniformly (itself when k == 1)."""
+        import torch
+
+        slots = torch.arange(k, device=device)
+        if k == 1:
+            return slots
+        return (slots + 1 + torch.randint(k - 1, (k,), generator=generator, device=device)) % k
 
     def _translate(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         """[0, 1] images to [-1, 1], through the generator, and back."""
