@@ -87,11 +87,18 @@ class Background(NuisanceFamily):
         return torch.where(x == 0, level, x)
 
 
-def _max_filter(x: torch.Tensor, k: int, pad_value: float) -> torch.Tensor:
+def _max_filter(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Maximum over a k x k square anchored as cv2.dilate / cv2.erode anchor it by default.
+
+    OpenCV resolves the default anchor (-1, -1) to (k // 2, k // 2), so output pixel (i, j) takes
+    rows i - k // 2 .. i + (k - 1) // 2 and the same span of columns: for even k the window reaches
+    one pixel further up / left than down / right. Pixels outside the image never win (OpenCV's
+    morphologyDefaultBorderValue), hence the -inf padding.
+    """
     if k == 1:
         return x
-    # Even kernels have no centre: pad one more pixel on the right/bottom, as OpenCV anchors them.
-    padded = F.pad(x, ((k - 1) // 2, k // 2, (k - 1) // 2, k // 2), value=pad_value)
+    before, after = k // 2, (k - 1) // 2
+    padded = F.pad(x, (before, after, before, after), value=float("-inf"))
     return F.max_pool2d(padded, kernel_size=k, stride=1)
 
 
@@ -113,8 +120,8 @@ class DilationErosion(NuisanceFamily):
         return torch.where(dilate, d, len(self.dilate_sizes) + e)
 
     def apply(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        variants = [_max_filter(x, k, 0.0) for k in self.dilate_sizes]
-        variants += [-_max_filter(-x, k, -1.0) for k in self.erode_sizes]
+        variants = [_max_filter(x, k) for k in self.dilate_sizes]
+        variants += [-_max_filter(-x, k) for k in self.erode_sizes]  # erosion: the same window, minimum
         stacked = torch.stack(variants)  # [V, N, C, H, W]
         index = params.view(1, -1, 1, 1, 1).expand(1, *x.shape)
         return stacked.gather(0, index).squeeze(0)
