@@ -32,15 +32,20 @@ def batch(n=16, c=3, seed=0):
 
 def test_focal_with_gamma_zero_is_cross_entropy():
     logits, y = batch()
-    focal = loss_part("focal", gamma=0.0)
-    assert torch.allclose(focal.loss(logits, y, None), F.cross_entropy(logits, y), atol=1e-6)
     weights = torch.tensor([0.2, 1.0, 3.0])
-    assert torch.allclose(focal.loss(logits, y, weights), F.cross_entropy(logits, y, weight=weights), atol=1e-6)
+    for form in ("ldam_drw", "lin"):
+        focal = loss_part("focal", gamma=0.0, form=form)
+        assert torch.allclose(focal.loss(logits, y, None), F.cross_entropy(logits, y), atol=1e-6)
+    # with weights: lin is F.cross_entropy(weight=...) (divides by sum w), ldam_drw its sum over B
+    lin, ldam_drw = loss_part("focal", gamma=0.0, form="lin"), loss_part("focal", gamma=0.0)
+    assert torch.allclose(lin.loss(logits, y, weights), F.cross_entropy(logits, y, weight=weights), atol=1e-6)
+    expected = F.cross_entropy(logits, y, weight=weights, reduction="sum") / len(y)
+    assert torch.allclose(ldam_drw.loss(logits, y, weights), expected, atol=1e-6)
 
 
 def test_focal_default_gamma_is_one_and_matches_the_formula():
     focal = loss_part("focal")
-    assert focal.hp == {"gamma": 1.0}
+    assert focal.hp == {"gamma": 1.0, "form": "ldam_drw"}
     # one example, true class probability p: loss = -(1 - p) * log p
     for p in (0.9, 0.5, 0.1):
         logits = torch.tensor([[math.log(p), math.log(1 - p), -1e9]])
@@ -60,9 +65,9 @@ def test_focal_down_weights_easy_examples():
     assert ratio_hard == pytest.approx(0.9, rel=1e-4)
 
 
-def test_focal_class_weights_give_a_weighted_mean():
+def test_focal_lin_form_class_weights_give_a_weighted_mean():
     logits, y = batch()
-    focal = loss_part("focal", gamma=2.0)
+    focal = loss_part("focal", gamma=2.0, form="lin")
     weights = torch.tensor([0.5, 1.0, 4.0])
     log_p = F.log_softmax(logits, 1).gather(1, y[:, None]).squeeze(1)
     per_sample = -(1 - log_p.exp()) ** 2 * log_p
@@ -70,9 +75,21 @@ def test_focal_class_weights_give_a_weighted_mean():
     assert torch.allclose(focal.loss(logits, y, weights), (w * per_sample).sum() / w.sum(), atol=1e-6)
 
 
-def test_focal_gradient_is_finite_for_confident_predictions_with_small_gamma():
+def test_focal_ldam_drw_form_class_weights_modulate_with_p_to_the_w_and_average_over_the_batch():
+    logits, y = batch()
+    focal = loss_part("focal", gamma=2.0)
+    weights = torch.tensor([0.5, 1.0, 4.0])
+    ce = F.cross_entropy(logits, y, weight=weights, reduction="none")  # the reference's w * (-log p_t)
+    assert torch.allclose(focal.loss(logits, y, weights), ((1 - torch.exp(-ce)) ** 2 * ce).mean(), atol=1e-6)
+
+
+@pytest.mark.parametrize("form", ["ldam_drw", "lin"])
+def test_focal_gradient_is_finite_for_confident_predictions_with_small_gamma(form):
     logits = torch.tensor([[60.0, 0.0, 0.0]], requires_grad=True)
-    loss_part("focal", gamma=0.5).loss(logits, torch.tensor([0]), None).backward()
+    loss_part("focal", gamma=0.5, form=form).loss(logits, torch.tensor([0]), None).backward()
+    assert torch.isfinite(logits.grad).all()
+    logits.grad = None
+    loss_part("focal", gamma=0.5, form=form).loss(logits, torch.tensor([0]), torch.tensor([0.3, 1.0, 2.0])).backward()
     assert torch.isfinite(logits.grad).all()
 
 

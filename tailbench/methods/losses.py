@@ -1,9 +1,12 @@
 """Loss parts: the first part of every method spec.
 
-Every loss takes optional per-class weights (from a rule such as ``rw`` or ``drw``) and
-reduces the same way as ``F.cross_entropy(weight=...)``: a weighted mean over the batch,
-sum_i w[y_i] * l_i / sum_i w[y_i]. So weights change how the batch's examples count relative
-to each other, not the loss's overall scale, and every loss with weights = 1 is a plain mean.
+Every loss takes optional per-class weights (from a rule such as ``rw`` or ``drw``) and, but
+for ``focal``'s default form, reduces the same way as ``F.cross_entropy(weight=...)``: a weighted
+mean over the batch, sum_i w[y_i] * l_i / sum_i w[y_i]. So weights change how the batch's
+examples count relative to each other, not the loss's overall scale, and every loss with
+weights = 1 is a plain mean. ``focal`` with ``form=ldam_drw`` (its default) follows LDAM-DRW's
+code instead: the weight goes inside the modulation and the batch mean does not divide by the
+weights (see ``Focal``).
 
 Soft targets (``soft_targets = True``: ``ce``, ``bsce``): y may be a [B, C] probability matrix
 t from a label-mixing augmentation. The loss of an image is then the cross-entropy against its
@@ -70,35 +73,73 @@ class CrossEntropy(MethodPart):
         return cross_entropy(logits, y, weights)
 
 
+FOCAL_FORMS = ("ldam_drw", "lin")
+
+
 @register_method("focal")
 class Focal(MethodPart):
-    """FL(p_t) = -(1 - p_t)^gamma log p_t, where p_t is the predicted probability of the true class."""
+    """Focal loss, in one of two forms (``--hp focal.form=...``); p_t is the predicted probability
+    of the true class, w = w[y] its class weight from a rule (1 without one), B the batch size.
+
+    ``ldam_drw`` (default, for comparability with LDAM-DRW's tables): the form of Cao et al.'s code
+    (kaidic/LDAM-DRW, losses.py ``focal_loss`` lines 7-11, ``FocalLoss.forward`` line 21), where
+    the class weight enters through ``F.cross_entropy(reduction='none', weight=w)``:
+        ce_i = -w_i log p_t,i,   loss = (1/B) sum_i (1 - exp(-ce_i))^gamma * ce_i
+             = (1/B) sum_i (1 - p_t,i^w_i)^gamma * w_i * (-log p_t,i).
+    The modulation sees p_t^w rather than p_t, and the mean divides by B, not by sum_i w_i.
+
+    ``lin``: Lin et al., ICCV 2017, FL(p_t) = -(1 - p_t)^gamma log p_t, reduced like every other
+    tailbench loss, sum_i w_i FL_i / sum_i w_i.
+
+    Without weights the two forms are the same loss. gamma = 0 gives cross-entropy: unweighted, or
+    weighted with sum_i w_i ce_i / B (``ldam_drw``) or / sum_i w_i (``lin``).
+    """
 
     kind = "loss"
     capture_safe = True
-    description = "focal loss: cross-entropy times (1 - p_true)^gamma, down-weighting easy examples"
-    paper = "Lin et al., ICCV 2017 (focal loss)"
-    hparams = {"gamma": 1.0}
+    description = "focal loss: cross-entropy times (1 - p_true)^gamma, down-weighting easy examples (form: ldam_drw | lin)"
+    paper = "Lin et al., ICCV 2017 (focal loss); default form as in Cao et al.'s LDAM-DRW code"
+    hparams = {"gamma": 1.0, "form": "ldam_drw"}
+
+    @classmethod
+    def check_hparams(cls, hp: dict[str, object]) -> None:
+        if hp["form"] not in FOCAL_FORMS:
+            raise UserError(f"--hp {cls.name}.form={hp['form']}: unknown focal form; use one of {', '.join(FOCAL_FORMS)}")
+        if not float(hp["gamma"]) >= 0.0:
+            raise UserError(f"--hp {cls.name}.gamma={hp['gamma']}: the focusing parameter gamma must be >= 0")
 
     def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
         super().__init__(ctx, hp)
         self.gamma = float(hp["gamma"])
+        self.form = str(hp["form"])
+
+    def modulation(self, log_q: torch.Tensor) -> torch.Tensor:
+        """(1 - q)^gamma from log q, with 1 - q as -expm1(log q) (exact near q = 1); the floor keeps
+        the gradient finite for gamma < 1 when q rounds to 1."""
+        import torch
+
+        return (-torch.expm1(log_q)).clamp_min(1e-12).pow(self.gamma)
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-        import torch
         import torch.nn.functional as F
 
         log_p = F.log_softmax(logits, dim=1).gather(1, y[:, None]).squeeze(1)
-        # 1 - p_t computed as -expm1(log p_t) (exact near p_t = 1); the floor keeps the gradient
-        # finite for gamma < 1 when p_t rounds to 1.
-        modulation = (-torch.expm1(log_p)).clamp_min(1e-12).pow(self.gamma)
-        return weighted_mean(-modulation * log_p, y, weights)
+        if self.form == "lin":
+            return weighted_mean(-self.modulation(log_p) * log_p, y, weights)
+        ce = -log_p if weights is None else -sample_weights(y, weights, log_p.dtype) * log_p
+        return (self.modulation(-ce) * ce).mean()  # exp(-ce) = p_t^w
 
 
 @register_method("ldam")
 class LDAM(MethodPart):
     """Label-distribution-aware margin loss: CE(s * (cos - m_y 1_y), y) with m_c = C * n_c^(-1/4),
-    C chosen so that the largest margin (the smallest class's) is max_m."""
+    C chosen so that the largest margin (the smallest class's) is max_m.
+
+    As in Cao et al.'s code (kaidic/LDAM-DRW, losses.py ``LDAMLoss``, lines 23-45): margins at
+    lines 27-28, and a rule's class weights through ``F.cross_entropy(s * output, target,
+    weight=w)`` with the default mean reduction (line 45), sum_i w_i l_i / sum_i w_i. The cosine
+    classifier starts with unit-norm class vectors as its ``NormedLinear`` does (see
+    ``tailbench.models.layers.CosineClassifier``)."""
 
     kind = "loss"
     capture_safe = True
