@@ -118,11 +118,11 @@ class Recorder(nn.Module):
         return self.logits[: x.shape[0]]
 
 
-def test_evaluation_averages_j_copies_in_probability_space():
+def test_evaluation_averages_j_copies_in_probability_space_when_asked():
     j, n = 3, 4
     logits = torch.randn(j * n, 3, generator=torch.Generator().manual_seed(2)) * 3
     recorder = Recorder(logits)
-    method = ComposedMethod("ce+augerino", context(), {"augerino.copies": str(j)})
+    method = ComposedMethod("ce+augerino", context(), {"augerino.copies": str(j), "augerino.average": "prob"})
     model = method.wrap_model(recorder).eval()
     x = images(n)
     log_probs = method.predict(model, x)
@@ -134,6 +134,29 @@ def test_evaluation_averages_j_copies_in_probability_space():
     assert not model.sample_in_eval and recorder.inputs[0].shape[0] == j * n
     model(x)  # eval mode outside predict: the plain network, on the original images
     assert torch.equal(recorder.inputs[-1], x)
+
+
+def test_evaluation_by_default_is_the_mean_of_log_softmaxes_renormalised():
+    # J = 2, one image, three classes, worked by hand: copy 1 logits (0, -3, -3), copy 2 (-3, 0, 1).
+    logits = torch.tensor([[0.0, -3.0, -3.0], [-3.0, 0.0, 1.0]])
+    method = ComposedMethod("ce+augerino", context(), {"augerino.copies": "2"})
+    assert method.hparams["augerino"]["average"] == "logprob"
+    model = method.wrap_model(Recorder(logits)).eval()
+    log_probs = method.predict(model, images(1))
+    z1 = math.log(1 + 2 * math.exp(-3))  # log-softmax_c = logit_c - z
+    z2 = math.log(math.exp(-3) + 1 + math.e)
+    mean = [((0 - z1) + (-3 - z2)) / 2, ((-3 - z1) + (0 - z2)) / 2, ((-3 - z1) + (1 - z2)) / 2]  # the reference's output
+    norm = math.log(sum(math.exp(m) for m in mean))
+    expected = torch.tensor([[m - norm for m in mean]])
+    assert torch.allclose(log_probs, expected, atol=1e-6)
+    assert torch.allclose(log_probs.exp().sum(1), torch.ones(1), atol=1e-6)  # a distribution, for eKLD
+    # the renormalisation is one constant per image: the reference's ranking, hence its accuracy
+    shift = log_probs - torch.tensor([mean])
+    assert torch.allclose(shift, shift[:, :1].expand_as(shift), atol=1e-6)
+    prob_average = ComposedMethod("ce+augerino", context(), {"augerino.copies": "2", "augerino.average": "prob"})
+    by_prob = prob_average.predict(prob_average.wrap_model(Recorder(logits)).eval(), images(1))
+    assert not torch.allclose(by_prob, log_probs, atol=1e-3)  # the two averages differ on this example
+    assert log_probs.argmax(1).item() == 2 and by_prob.argmax(1).item() == 0  # ... even in their argmax
 
 
 def test_evaluation_is_deterministic_for_a_seed():
@@ -169,13 +192,137 @@ def test_widths_have_their_own_optimizer_group_without_weight_decay():
 
     recipe = load_recipe("digits")
     assert recipe.weight_decay > 0
+    for choice, decay in (("adam", 1e-4), ("recipe", recipe.weight_decay)):
+        method = ComposedMethod("ce+augerino", context(), {"augerino.optimizer": choice})
+        model = method.wrap_model(nn.Sequential(nn.Flatten(), nn.Linear(144, 3)))
+        optimizer = build_optimizer(model, method, recipe, torch.device("cpu"))
+        groups = [g for g in optimizer.param_groups if any(p is model.raw for p in g["params"])]
+        assert len(groups) == 1 and groups[0]["weight_decay"] == 0.0 and len(groups[0]["params"]) == 1
+        main = optimizer.param_groups[0]
+        assert main["weight_decay"] == decay and all(p is not model.raw for p in main["params"])
+
+
+def test_default_optimizer_is_the_references_adam():
+    from tailbench.benchmarks.recipe import load_recipe
+    from tailbench.benchmarks.trainer import build_optimizer, set_lr_factor
+
+    recipe = load_recipe("digits")
     method = ComposedMethod("ce+augerino", context())
     model = method.wrap_model(nn.Sequential(nn.Flatten(), nn.Linear(144, 3)))
     optimizer = build_optimizer(model, method, recipe, torch.device("cpu"))
-    groups = [g for g in optimizer.param_groups if any(p is model.raw for p in g["params"])]
-    assert len(groups) == 1 and groups[0]["weight_decay"] == 0.0 and len(groups[0]["params"]) == 1
-    main = optimizer.param_groups[0]
-    assert main["weight_decay"] == recipe.weight_decay and all(p is not model.raw for p in main["params"])
+    assert type(optimizer) is torch.optim.Adam
+    assert len(optimizer.param_groups) == 2
+    for group in optimizer.param_groups:  # one lr for the model and the widths, torch's betas and eps
+        assert group["lr"] == group["base_lr"] == 0.01
+        assert group["betas"] == (0.9, 0.999) and group["eps"] == 1e-8 and not group["amsgrad"]
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [1e-4, 0.0]
+    set_lr_factor(optimizer, 0.1)  # the recipe's schedule multiplies Adam's lr
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.001, 0.001])
+    custom = ComposedMethod("ce+augerino", context(), {"augerino.lr": "0.1", "augerino.weight_decay": "0"})
+    model = custom.wrap_model(nn.Sequential(nn.Flatten(), nn.Linear(144, 3)))
+    optimizer = build_optimizer(model, custom, recipe, torch.device("cpu"))
+    assert [(g["lr"], g["weight_decay"]) for g in optimizer.param_groups] == [(0.1, 0.0), (0.1, 0.0)]
+
+
+def test_adam_step_on_the_widths_matches_the_formula():
+    # Adam's first step moves each parameter by lr * g / (|g| + eps') = lr * sign(g) (bias-corrected
+    # m / sqrt(v) is g / |g|); the regulariser's gradient on raw is negative, so widths grow by lr.
+    from tailbench.benchmarks.recipe import load_recipe
+    from tailbench.benchmarks.trainer import build_optimizer
+
+    method = ComposedMethod("ce+augerino", context(), {"augerino.reg": "0.5"})
+    model = method.wrap_model(nn.Sequential(nn.Flatten(), nn.Linear(144, 3)))
+    optimizer = build_optimizer(model, method, load_recipe("digits"), torch.device("cpu"))
+    before = model.raw.detach().clone()
+    method.parts[-1].regularizer(model, 0).backward()
+    g = model.raw.grad.clone()
+    optimizer.step()
+    eps = 1e-8
+    expected = before - 0.01 * g / (g.abs() + eps)
+    assert torch.allclose(model.raw.detach(), expected, atol=1e-7)
+    assert torch.allclose(model.raw.detach() - before, torch.full((6,), 0.01), atol=1e-6)
+
+
+def test_two_parts_with_their_own_optimizer_is_one_clear_error():
+    from tailbench.benchmarks.recipe import load_recipe
+    from tailbench.errors import UserError
+    from tailbench.methods.base import MethodPart
+
+    class Own(MethodPart):
+        name = "own"
+
+        def make_optimizer(self, groups, recipe, device):
+            return torch.optim.SGD(groups, lr=1.0)
+
+    method = ComposedMethod("ce+augerino", context())
+    method.parts.append(Own(context(), {}))
+    groups = [{"params": [nn.Parameter(torch.zeros(1))]}]
+    with pytest.raises(UserError, match="augerino and own each bring their own optimizer"):
+        method.make_optimizer(groups, load_recipe("digits"), torch.device("cpu"))
+
+
+def test_optimizer_state_survives_a_checkpoint(tmp_path):
+    from tailbench.benchmarks.checkpoint import Checkpointer
+    from tailbench.benchmarks.recipe import load_recipe
+    from tailbench.benchmarks.trainer import build_optimizer
+
+    def build():
+        torch.manual_seed(0)
+        method = ComposedMethod("ce+augerino", context())
+        model = method.wrap_model(nn.Sequential(nn.Flatten(), nn.Linear(144, 3)))
+        return method, model, build_optimizer(model, method, load_recipe("digits"), torch.device("cpu"))
+
+    method, model, optimizer = build()
+    model.train()
+    method.augment(Batch(images(4), torch.zeros(4, dtype=torch.long), torch.arange(4)), StepState(0, 0, torch.Generator().manual_seed(0)))
+    method.loss(model, model(images(4)), torch.tensor([0, 1, 2, 0]), None, 0).backward()
+    optimizer.step()
+    saver = Checkpointer(tmp_path, {"id": 1}, "now", quiet=True)
+    saver.save(0, model, optimizer, method, torch.Generator().manual_seed(0), [])
+    method2, model2, optimizer2 = build()
+    assert Checkpointer(tmp_path, {"id": 1}, "now", quiet=True).restore(model2, optimizer2, method2, torch.Generator()) is not None
+    state, state2 = optimizer.state_dict()["state"], optimizer2.state_dict()["state"]
+    assert state.keys() == state2.keys() and len(state) == 3  # Linear weight and bias, the widths
+    for k in state:
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(state[k][key], state2[k][key])
+    assert torch.equal(model.raw, model2.raw)
+
+
+def test_rotmnist_init_is_the_references_start():
+    method = ComposedMethod("ce+augerino", context(), {"augerino.init": "rotmnist"})
+    model = method.wrap_model(nn.Identity())
+    expected_raw = torch.tensor([-5.0, -5.0, 1.0, -5.0, -5.0, -5.0])  # ones(6) * -5, [2] = 1
+    assert torch.equal(model.raw.detach(), expected_raw)
+    widths = method.parts[-1].widths_by_name(model)
+    assert widths["rotation"] == pytest.approx(math.log(1 + math.e), rel=1e-6)  # 1.3133 rad, about 75 degrees
+    assert widths["translation_x"] == pytest.approx(math.log(1 + math.exp(-5.0)), rel=1e-5)  # 0.0067
+    coloured = ComposedMethod("ce+augerino", context(), {"augerino.init": "rotmnist", "augerino.color": "true"})
+    assert coloured.wrap_model(nn.Identity()).raw.detach()[-2:].tolist() == [-5.0, -5.0]
+    default = ComposedMethod("ce+augerino", context()).wrap_model(nn.Identity())
+    assert torch.equal(default.raw.detach(), torch.zeros(6))  # "zero": UniformAug's own start
+
+
+def test_numeric_init_starts_every_width_there():
+    method = ComposedMethod("ce+augerino", context(), {"augerino.init": "0.25"})
+    model = method.wrap_model(nn.Identity())
+    assert torch.allclose(model.widths(), torch.full((6,), 0.25), atol=1e-6)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("optimizer", "sgd", "augerino.optimizer=sgd: not one of adam, recipe"),
+    ("init", "mnist", "augerino.init=mnist: not a preset \\(zero, rotmnist\\) nor a number"),
+    ("init", "-1", "augerino.init=-1: a starting width must be a finite number above 0"),
+    ("average", "median", "augerino.average=median: not one of logprob, prob"),
+    ("lr", "0", "augerino.lr=0.0: Adam's learning rate must be"),
+    ("weight_decay", "-1", "augerino.weight_decay=-1.0: must be"),
+])
+def test_bad_optimizer_init_or_average_is_one_clear_error(key, value, message):
+    from tailbench.errors import UserError
+
+    with pytest.raises(UserError, match=message) as error:
+        ComposedMethod("ce+augerino", context(), {f"augerino.{key}": value})
+    assert "\n" not in str(error.value)
 
 
 def test_augment_hook_hands_the_step_generator_to_the_wrapper():
@@ -203,7 +350,10 @@ def test_short_run_records_learned_widths(cli, tmp_path):
     result = cli("run", "--dataset", "digits-rot-lt", "--method", spec, "--epochs", "1", "--out", tmp_path, "--quiet")
     assert result.code == 0, result.err
     record = json.loads((tmp_path / "digits-rot-lt@epochs=1" / spec / "seed-0" / "result.json").read_text())
-    assert record["method"]["hparams"]["augerino"] == {"reg": 0.01, "copies": 4, "color": False}
+    assert record["method"]["hparams"]["augerino"] == {
+        "reg": 0.01, "copies": 4, "color": False, "init": "zero", "optimizer": "adam", "lr": 0.01, "weight_decay": 1e-4, "average": "logprob",
+    }
+    assert [h["lr"] for h in record["history"]] == [0.01]  # Adam's lr, times the recipe's factor (1 in epoch 1 here)
     history = [h["method"]["augerino_widths"] for h in record["history"]]
     assert len(history) == 1 and all(set(h) == set(AFFINE_NAMES) for h in history)
     assert all(w > 0 for h in history for w in h.values())

@@ -33,18 +33,20 @@ class EpochRecord:
     method: dict[str, object] = field(default_factory=dict)
 
 
-def build_optimizer(model: nn.Module, method: ComposedMethod, recipe: Recipe, device: torch.device, tensor_lr: bool = False) -> torch.optim.SGD:
-    """SGD over the model and the method's extra groups; on CUDA the fused kernel (a few launches
-    per step). With `tensor_lr` the learning rate is a device tensor, so a captured step reads the
-    current one."""
+def build_optimizer(model: nn.Module, method: ComposedMethod, recipe: Recipe, device: torch.device, tensor_lr: bool = False) -> torch.optim.Optimizer:
+    """The optimizer a method part declares, else the recipe's SGD (on CUDA the fused kernel, a few
+    launches per step), over the model and the method's extra groups. With `tensor_lr` the learning
+    rate is a device tensor, so a captured step reads the current one."""
     extra = method.param_groups(model)
     claimed = {id(p) for group in extra for p in group["params"]}
     main = [p for p in model.parameters() if id(p) not in claimed and p.requires_grad]
     groups = [{"params": main}] + extra
-    fused = {"fused": True} if device.type == "cuda" else {}
-    optimizer = torch.optim.SGD(
-        groups, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, nesterov=recipe.nesterov, **fused
-    )
+    optimizer = method.make_optimizer(groups, recipe, device)
+    if optimizer is None:
+        fused = {"fused": True} if device.type == "cuda" else {}
+        optimizer = torch.optim.SGD(
+            groups, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, nesterov=recipe.nesterov, **fused
+        )
     for group in optimizer.param_groups:
         group["base_lr"] = float(group["lr"])
         if tensor_lr:
@@ -119,8 +121,9 @@ def train(
             loss, correct = float(step_fn.loss_sum) / n, float(step_fn.correct) / n
             seconds = time.perf_counter() - started
             progress.update(steps, loss, correct, n / seconds)
+            base_lr = step_fn.optimizer.param_groups[0]["base_lr"]  # the model's: the recipe's, or its method's own optimizer's
             record = EpochRecord(
-                epoch=epoch, lr=recipe.lr * factor, loss=loss, train_acc=correct, images_per_s=n / seconds, seconds=seconds,
+                epoch=epoch, lr=base_lr * factor, loss=loss, train_acc=correct, images_per_s=n / seconds, seconds=seconds,
                 method=method.epoch_log(model, epoch),
             )
             if not math.isfinite(record.loss):

@@ -8,6 +8,10 @@ subclass in one file, registered with ``@register_method(name)``. A part has a k
 - ``augmentation``: ``augment`` batches, may ``wrap_model``, add ``param_groups``, a
   ``regularizer``, and override ``predict`` (at most one part may override predict).
 
+Any part may declare the optimizer its method trains with (``make_optimizer``, e.g. Adam where
+the paper used it); at most one part of a spec may. The harness still sets the learning rate each
+epoch (each group's lr times the recipe's schedule factor) and checkpoints the optimizer's state.
+
 Every hook works on device tensors for a whole batch; none may loop over samples in Python or
 call ``.item()``: the harness calls them once per step.
 
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
     import torch
     import torch.nn as nn
 
+    from tailbench.benchmarks.recipe import Recipe
     from tailbench.datasets.base import LongTailedData
 
 KINDS = ("loss", "rule", "augmentation")
@@ -108,6 +113,14 @@ class MethodPart:
     def param_groups(self, model: nn.Module) -> list[dict]:
         """Extra optimizer groups ({"params": [...], **overrides}); the rest get the recipe's."""
         return []
+
+    def make_optimizer(self, groups: list[dict], recipe: Recipe, device: torch.device) -> torch.optim.Optimizer | None:
+        """The optimizer over `groups` (the model's own parameters first, then every part's
+        ``param_groups``), when the method needs its own; None (the default): the recipe's SGD.
+        Each group's lr when built is its base lr, which the harness multiplies by the recipe's
+        schedule factor every epoch; on CUDA, a capture-safe part's optimizer must accept a
+        tensor lr (e.g. fused kernels)."""
+        return None
 
     def sampling_weights(self, epoch: int) -> torch.Tensor | None:
         """Per-class sampling weights for this epoch, or None for plain shuffling."""

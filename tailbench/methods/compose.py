@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tailbench.errors import UserError
 from tailbench.methods.base import Batch, MethodContext, MethodPart, StepState
 from tailbench.methods.registry import changed_hparams, parse_spec, part_source, resolve_hparams
 
 if TYPE_CHECKING:
     import torch
     import torch.nn as nn
+
+    from tailbench.benchmarks.recipe import Recipe
 
 
 class ComposedMethod:
@@ -45,6 +48,13 @@ class ComposedMethod:
 
     def param_groups(self, model: nn.Module) -> list[dict]:
         return [group for part in self.parts for group in part.param_groups(model)]
+
+    def make_optimizer(self, groups: list[dict], recipe: Recipe, device: torch.device) -> torch.optim.Optimizer | None:
+        """The optimizer a part declares, or None for the recipe's."""
+        made = [(part.name, opt) for part in self.parts if (opt := part.make_optimizer(groups, recipe, device)) is not None]
+        if len(made) > 1:
+            raise UserError(f"method spec {self.spec!r}: {' and '.join(name for name, _ in made)} each bring their own optimizer; at most one part may")
+        return made[0][1] if made else None
 
     def sampling_weights(self, epoch: int) -> torch.Tensor | None:
         return None if self.rule is None else self.rule.sampling_weights(epoch)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import torch
 import torch.nn as nn
@@ -46,12 +46,15 @@ def inverse_softplus(width: float) -> float:
 class AugerinoAugment(nn.Module):
     """Wraps ``net``: in training (or inside ``sampling``) each image gets one drawn transform."""
 
-    def __init__(self, net: nn.Module, color: bool = False, seed: int = 0) -> None:
+    def __init__(self, net: nn.Module, color: bool = False, seed: int = 0, raw: Sequence[float] | None = None) -> None:
         super().__init__()
         self.net = net
         self.color = color
         self.names = AFFINE_NAMES + (COLOR_NAMES if color else ())
-        self.raw = nn.Parameter(torch.zeros(len(self.names)))
+        if raw is not None and len(raw) != len(self.names):
+            raise ValueError(f"{len(raw)} starting values for {len(self.names)} generators")
+        # The widths are softplus(raw); raw starts at 0 (UniformAug's default) unless given.
+        self.raw = nn.Parameter(torch.zeros(len(self.names)) if raw is None else torch.tensor([float(r) for r in raw]))
         self.register_buffer("generators", lie_generators(), persistent=False)
         # Where the next draws come from; the Augerino part sets it (the step's generator in
         # training, its evaluation generator in predict). None: a fallback seeded from `seed`.
