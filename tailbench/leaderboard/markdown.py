@@ -72,6 +72,12 @@ def reported_table(rows: list[Reported]) -> list[str]:
     return lines
 
 
+EKLD_PROTOCOL_TEXT = {
+    "clean": "x is the clean test image, as in the reference code",
+    "drawn": "x is the test image with its nuisance draw; not comparable with `clean`",
+}
+
+
 def benchmark_section(benchmark: str, entries: list[Entry], plot_names: list[tuple[str, str]], reported: list[Reported] | None = None) -> str:
     lines = [f"## {escape(benchmark)}", ""]
     if entries:
@@ -86,7 +92,8 @@ def benchmark_section(benchmark: str, entries: list[Entry], plot_names: list[tup
         recipe = first.recipe
         lines.append(
             f"Recipe `{one_line(recipe.name)}`: {escape(recipe.model)}, {recipe.epochs} epochs, batch {recipe.batch_size}; "
-            f"eKLD over {recipe.ekld_images_per_class} test images per class x {recipe.ekld_transforms} transforms. "
+            f"eKLD over {recipe.ekld_images_per_class} test images per class x {recipe.ekld_transforms} transforms, "
+            f"protocol `{recipe.ekld_protocol}` ({EKLD_PROTOCOL_TEXT[recipe.ekld_protocol]}). "
             f"Manifest `{one_line(first.dataset.manifest_sha256)[:16]}`."
         )
         lines += ["", "| " + " | ".join(headers) + " |", "|" + "|".join(["---"] * len(headers)) + "|"]

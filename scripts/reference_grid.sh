@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The reference grid: every method under the paper's recipe (`fmnist`: Zhou et al.'s K49-LT recipe,
+# ResNet-20, 50 epochs, eKLD protocol `clean`) on fmnist-{rot,bg,dil}-lt, seeds 0, 1, 2, made on
+# this project's 2-core CPU machine, in tiers so that a grid cut short still holds whole
+# comparisons:
+#   tier 1: ce, ce+drs, ce+oracle (bg and dil first, then rot), then ce+drs+git with the
+#           generator the GPU measurements used (dim 64, batch 32, 3,000 iterations), and the
+#           eKLD-protocol measurement (ce and ce+drs+git on fmnist-bg-lt, seed 0, protocol drawn);
+#   tier 2: ce+drw, ldam+drw, bsce, ce+drs+augerino, ce+drs+msr, ce+mixup, ce+drs+remix.
+# Configuration (docs/PERFORMANCE.md, "CPU configuration for the reference grid"): two runs side
+# by side, one thread each (--jobs 2 --cpus-per-run 1): the fastest deterministic one measured.
+# Measured time: a plain run about 14 min on one thread beside another (two at once: about 8 min
+# a run), a GIT generator about 45 min, a GIT run about 2x a plain one; the whole grid about 15 to
+# 20 hours of the machine, over several sessions.
+#
+# Usage, from the project root of a clean checkout at the commit the records should name:
+#   nice -n 19 scripts/reference_grid.sh OUT [TIER...]      (default tiers: 1 2)
+# Records land in OUT/results, generators in OUT/cache. Rerunning skips complete runs and resumes
+# checkpointed ones (and generators from their checkpoints). Then
+#   tailbench submit OUT/results --results results && make leaderboard
+set -uo pipefail
+OUT=${1:?usage: scripts/reference_grid.sh OUT [TIER...]}
+shift
+TIERS=("${@:-1 2}")
+TIERS=(${TIERS[@]})
+cd "$(dirname "$0")/.." || exit 2
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+export TAILBENCH_CACHE=${TAILBENCH_CACHE:-$OUT/cache} PYTHONUNBUFFERED=1
+PY=${PYTHON:-python3}
+JOBS=${JOBS:-2}
+THREADS=${THREADS:-1}
+COMMON=(--recipe fmnist --device cpu --out "$OUT/results" --cpus-per-run "$THREADS" --quiet)
+GIT=(--hp git.iters=3000)  # dim 64 and batch 32 are git's defaults
+status=0
+sweep() {  # sweep NAME SWEEP-ARGS...
+  local name=$1; shift
+  local t0; t0=$(date +%s)
+  echo "== $(date '+%F %T') $name: $*"
+  "$PY" -m tailbench sweep "$@" "${COMMON[@]}" >> "$OUT/$name.log" 2>&1 || status=1
+  echo "   $(( $(date +%s) - t0 )) s; $(find "$OUT/results" -name done 2>/dev/null | wc -l) records in $OUT/results"
+}
+BASELINES=ce,ce+drs,ce+oracle
+for tier in "${TIERS[@]}"; do
+  case $tier in
+    1)
+      sweep tier1 --datasets fmnist-bg-lt,fmnist-dil-lt --methods "$BASELINES" --seeds 0,1,2 --jobs "$JOBS"
+      sweep tier1 --datasets fmnist-rot-lt --methods "$BASELINES" --seeds 0,1,2 --jobs "$JOBS"
+      # One GIT run per dataset trains its generator (cached); two datasets at a time.
+      sweep tier1-git --datasets fmnist-bg-lt,fmnist-dil-lt --methods ce+drs+git "${GIT[@]}" --seeds 0 --jobs "$JOBS"
+      sweep tier1-git --datasets fmnist-rot-lt,fmnist-bg-lt,fmnist-dil-lt --methods ce+drs+git "${GIT[@]}" --seeds 0,1,2 --jobs "$JOBS"
+      sweep tier1-protocol --datasets fmnist-bg-lt --methods ce --seeds 0 --ekld-protocol drawn --jobs "$JOBS"
+      sweep tier1-protocol --datasets fmnist-bg-lt --methods ce+drs+git "${GIT[@]}" --seeds 0 --ekld-protocol drawn --jobs "$JOBS"
+      ;;
+    2)
+      sweep tier2 --datasets fmnist-bg-lt,fmnist-dil-lt,fmnist-rot-lt \
+        --methods ce+drw,ldam+drw,bsce,ce+drs+augerino,ce+drs+msr,ce+mixup,ce+drs+remix --seeds 0,1,2 --jobs "$JOBS"
+      ;;
+    *) echo "unknown tier $tier (1 or 2)" >&2; exit 2 ;;
+  esac
+done
+exit $status
