@@ -21,7 +21,7 @@ def test_the_label_smoothing_example_runs_one_epoch_via_method_file(cli, tmp_pat
     assert result.code == 0, result.err
     directory = tmp_path / "digits-lt@epochs=1" / "ls+drs@ls.eps=0.2" / "seed-0"  # a variant is its own entry
     record = json.loads((directory / "result.json").read_text())
-    assert record["method"]["hparams"] == {"ls": {"eps": 0.2}, "drs": {}}
+    assert record["method"]["hparams"] == {"ls": {"eps": 0.2}, "drs": {"weights": "inverse", "beta": 0.9999}}
     assert record["method"]["changed"] == {"ls.eps": 0.2}
     assert 0 <= record["summary"]["accuracy"] <= 1
     assert validate_run(directory).ok  # and it can be submitted as it is

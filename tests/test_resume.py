@@ -29,8 +29,9 @@ def without_times(result_json: Path) -> dict:
 
 def assert_same_record(a: Path, b: Path) -> None:
     assert (a / "per_class.csv").read_bytes() == (b / "per_class.csv").read_bytes()
+    assert (a / "per_image.csv.gz").read_bytes() == (b / "per_image.csv.gz").read_bytes()
     assert without_times(a / "result.json") == without_times(b / "result.json")
-    assert sorted(p.name for p in b.iterdir()) == ["done", "per_class.csv", "result.json"]  # no checkpoint, no lock, no temporary
+    assert sorted(p.name for p in b.iterdir()) == ["done", "per_class.csv", "per_image.csv.gz", "result.json"]  # no checkpoint, no lock, no temporary
 
 
 @pytest.fixture(scope="module")
