@@ -162,7 +162,7 @@ def test_the_leaderboard_reads_and_builds_while_submits_swap_the_record(variants
         grouped = entries(runs)
         summary_csv(grouped), per_class_csv(grouped)
         reads += 1
-        if not built and reads == 5:
+        if not built and reads >= 5 and len(seen) >= 2:  # a build on a busy machine can outlast the writers: read first
             build_leaderboard(results, tmp_path / "board")
             built = True
         finished, status = os.waitpid(pid, os.WNOHANG)
