@@ -27,9 +27,8 @@ from tailbench.methods import ComposedMethod, MethodContext
 from tailbench.models import create_model
 from tailbench.models.wrappers import InputNormalization
 from tailbench.nuisance import get_family
-from tailbench.results import SCHEMA_VERSION
+from tailbench.results import SCHEMA_VERSION, per_image
 from tailbench.results.record import RunRecord
-from tailbench.results import per_image
 from tailbench.results.store import PER_IMAGE, is_complete, json_safe, run_dir, write_run
 from tailbench.results.writable import check_writable
 

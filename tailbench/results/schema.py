@@ -30,8 +30,8 @@ from tailbench.results.consistency import check_consistency
 from tailbench.results.record import SUPPORTED_VERSIONS, RunRecord
 from tailbench.results.record_errors import problems as record_problems
 from tailbench.results.record_errors import type_name
-from tailbench.results.safe_json import MAX_BYTES, JsonTooLarge, loads_bounded
 from tailbench.results import per_image
+from tailbench.results.safe_json import MAX_BYTES, JsonTooLarge, loads_bounded
 from tailbench.results.schema_per_class import check_per_class
 from tailbench.results.store import DONE, PER_CLASS, PER_IMAGE, RESULT, benchmark_id
 
