@@ -3,15 +3,17 @@
 # ResNet-20, 50 epochs, eKLD protocol `clean`) on fmnist-{rot,bg,dil}-lt, seeds 0, 1, 2, made on
 # this project's 2-core CPU machine, in tiers so that a grid cut short still holds whole
 # comparisons:
-#   tier 1: ce, ce+drs, ce+oracle (bg and dil first, then rot), then ce+drs+git with the
-#           generator the GPU measurements used (dim 64, batch 32, 3,000 iterations), and the
-#           eKLD-protocol measurement (ce and ce+drs+git on fmnist-bg-lt, seed 0, protocol drawn);
+#   tier 1: ce, ce+drs, ce+oracle, then ce+drs+git (bg and dil first, then rot) with the CPU-sized
+#           generator (dim 32, batch 8, 3,000 iterations: the GPU measurements' dim 64, batch 32 would
+#           make the nine GIT runs 20 to 30 CPU-hours, docs/PERFORMANCE.md), and the eKLD-protocol
+#           measurement (ce and ce+drs+git on fmnist-bg-lt, seed 0, protocol drawn);
 #   tier 2: ce+drw, ldam+drw, bsce, ce+drs+augerino, ce+drs+msr, ce+mixup, ce+drs+remix.
 # Configuration (docs/PERFORMANCE.md, "CPU configuration for the reference grid"): two runs side
-# by side, one thread each (--jobs 2 --cpus-per-run 1): the fastest deterministic one measured.
-# Measured time: a plain run about 14 min on one thread beside another (two at once: about 8 min
-# a run), a GIT generator about 45 min, a GIT run about 2x a plain one; the whole grid about 15 to
-# 20 hours of the machine, over several sessions.
+# by side, one thread each (--jobs 2 --cpus-per-run 1): as fast as one run on two threads, eager,
+# deterministic.
+# Measured time (2026-12-03, this machine): a plain run 34 to 51 min beside another, so about
+# 20 min of the machine a run; a CPU-sized GIT generator about 20 min; a GIT run about 1.6 plain
+# runs; the whole grid (101 runs) about 35 hours of the machine, over many sessions.
 #
 # Usage, from the project root of a clean checkout at the commit the records should name:
 #   nice -n 19 scripts/reference_grid.sh OUT [TIER...]      (default tiers: 1 2)
@@ -31,7 +33,7 @@ PY=${PYTHON:-python3}
 JOBS=${JOBS:-2}
 THREADS=${THREADS:-1}
 COMMON=(--recipe fmnist --device cpu --out "$OUT/results" --cpus-per-run "$THREADS" --quiet)
-GIT=(--hp git.iters=3000)  # dim 64 and batch 32 are git's defaults
+GIT=(--hp git.dim=32 --hp git.gen_batch=8 --hp git.iters=3000)  # the CPU-sized generator
 status=0
 sweep() {  # sweep NAME SWEEP-ARGS...
   local name=$1; shift
@@ -45,10 +47,11 @@ for tier in "${TIERS[@]}"; do
   case $tier in
     1)
       sweep tier1 --datasets fmnist-bg-lt,fmnist-dil-lt --methods "$BASELINES" --seeds 0,1,2 --jobs "$JOBS"
-      sweep tier1 --datasets fmnist-rot-lt --methods "$BASELINES" --seeds 0,1,2 --jobs "$JOBS"
       # One GIT run per dataset trains its generator (cached); two datasets at a time.
       sweep tier1-git --datasets fmnist-bg-lt,fmnist-dil-lt --methods ce+drs+git "${GIT[@]}" --seeds 0 --jobs "$JOBS"
-      sweep tier1-git --datasets fmnist-rot-lt,fmnist-bg-lt,fmnist-dil-lt --methods ce+drs+git "${GIT[@]}" --seeds 0,1,2 --jobs "$JOBS"
+      sweep tier1-git --datasets fmnist-bg-lt,fmnist-dil-lt --methods ce+drs+git "${GIT[@]}" --seeds 0,1,2 --jobs "$JOBS"
+      sweep tier1 --datasets fmnist-rot-lt --methods "$BASELINES" --seeds 0,1,2 --jobs "$JOBS"
+      sweep tier1-git --datasets fmnist-rot-lt --methods ce+drs+git "${GIT[@]}" --seeds 0,1,2 --jobs "$JOBS"
       sweep tier1-protocol --datasets fmnist-bg-lt --methods ce --seeds 0 --ekld-protocol drawn --jobs "$JOBS"
       sweep tier1-protocol --datasets fmnist-bg-lt --methods ce+drs+git "${GIT[@]}" --seeds 0 --ekld-protocol drawn --jobs "$JOBS"
       ;;
