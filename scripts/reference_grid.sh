@@ -5,14 +5,14 @@
 # comparisons:
 #   tier 1: ce, ce+drs, ce+oracle, then ce+drs+git (bg and dil first, then rot) with the CPU-sized
 #           generator (dim 32, batch 8, 3,000 iterations: the GPU measurements' dim 64, batch 32 would
-#           make the nine GIT runs 20 to 30 CPU-hours, docs/PERFORMANCE.md), and the eKLD-protocol
+#           make the nine GIT runs 15 to 22 CPU-hours, docs/PERFORMANCE.md), and the eKLD-protocol
 #           measurement (ce and ce+drs+git on fmnist-bg-lt, seed 0, protocol drawn);
 #   tier 2: ce+drw, ldam+drw, bsce, ce+drs+augerino, ce+drs+msr, ce+mixup, ce+drs+remix.
 # Configuration (docs/PERFORMANCE.md, "CPU configuration for the reference grid"): two runs side
 # by side, one thread each (--jobs 2 --cpus-per-run 1): as fast as one run on two threads, eager,
 # deterministic.
 # Measured time (2026-12-03, this machine): a plain run 34 to 51 min beside another, so about
-# 20 min of the machine a run; a CPU-sized GIT generator about 20 min; a GIT run about 1.6 plain
+# 20 min of the machine a run; a CPU-sized GIT generator about 20 min; a GIT run about 1.4 plain
 # runs; the whole grid (101 runs) about 35 hours of the machine, over many sessions.
 #
 # Usage, from the project root of a clean checkout at the commit the records should name:
