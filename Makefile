@@ -5,7 +5,7 @@ TB := $(VENV)/bin/tailbench
 STAMP := $(VENV)/.installed-stamp
 TEST_STAMP := $(VENV)/.test-installed-stamp
 
-.PHONY: install data demo test leaderboard manifests clean
+.PHONY: install data demo test leaderboard findings manifests clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -41,6 +41,10 @@ test: $(TEST_STAMP)
 # Rebuild the committed leaderboard from the committed run records.
 leaderboard: install
 	$(TB) leaderboard --results results --out leaderboard
+
+# The README's findings block, from the same records (tests/test_findings.py checks it is current).
+findings: leaderboard
+	$(PY) -m tailbench.leaderboard.findings --results results --readme README.md
 
 manifests: install
 	$(PY) -m tailbench.datasets.freeze

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from tailbench.errors import UserError
 from tailbench.leaderboard.aggregate import Entry, entries
+from tailbench.leaderboard.findings import recipe_rank
+from tailbench.leaderboard.findings import render as render_findings
 from tailbench.leaderboard.head_tail import head_tail_png
 from tailbench.leaderboard.html import benchmark_section as html_section
 from tailbench.leaderboard.html import render_html
@@ -127,8 +129,8 @@ def render_files(results: Path) -> dict[str, bytes]:
     reported = by_benchmark(reported_rows)
     files: dict[str, bytes] = {}
     md_sections, html_sections = [], []
-    # benchmarks with run records first, then those with only papers' numbers
-    order = sorted(grouped) + sorted(set(reported) - set(grouped))
+    # benchmarks with run records first, the paper recipes' leading, then those with only papers' numbers
+    order = sorted(grouped, key=recipe_rank) + sorted(set(reported) - set(grouped))
     for index, benchmark in enumerate(order):
         group = grouped.get(benchmark, [])
         plot_names: list[tuple[str, str]] = []
@@ -145,6 +147,7 @@ def render_files(results: Path) -> dict[str, bytes]:
     files["summary.csv"] = summary_csv(grouped)
     files["per_class.csv"] = per_class_csv(grouped)
     files["reported.csv"] = reported_csv(reported_rows)
+    files["FINDINGS.md"] = render_findings(grouped, "findings_full.md.j2").encode()
     return files
 
 

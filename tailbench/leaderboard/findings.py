@@ -1,0 +1,274 @@
+"""The README's findings, made from the committed records: every method against its reference
+method, benchmark by benchmark, paired over seeds, and what moved beyond the seed spread.
+
+A method's reference is its spec without its augmentation parts (`ce+drs+git` against `ce+drs`),
+or `ce` for a spec without any (`ce+drs`, `ldam+drw` against `ce`), so each row isolates what the
+added part does. Differences are paired by seed: mean difference, a 95 % t interval over the
+shared seeds and the paired t-test's p-value (scipy.stats.ttest_rel); with 3 seeds only a large,
+consistent move clears it, which is what "beyond the seed spread" means here.
+
+`python -m tailbench.leaderboard.findings [--results results] [--readme README.md] [--check]`
+rewrites (or checks) the block between the README's findings markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tailbench.errors import UserError
+from tailbench.leaderboard.aggregate import Entry, entries
+from tailbench.results.records import iter_runs
+
+BEGIN = "<!-- findings: made by `make findings` from results/; edit tailbench/leaderboard/templates/findings.md.j2, not this block -->"
+END = "<!-- /findings -->"
+BASELINE = "ce"
+ALPHA = 0.05
+# What each recipe's tables are for, as a reader should take them (keyed by recipe name; a
+# recipe with overridden numbers gets its name and overrides).
+RECIPE_ROLES = {
+    "fmnist": "the paper's recipe (Zhou et al.'s K49-LT recipe: ResNet-20, 50 epochs), where invariance transfer shows; made on the CPU by `scripts/reference_grid.sh` and committed as it grows",
+    "fmnist-cpu": "a short-training check (ResNet-8, 10 epochs), not comparable with the paper's recipe: little lost invariance to restore",
+}
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Method minus reference over their shared seeds."""
+
+    reference: float
+    value: float
+    mean: float
+    low: float | None  # 95 % t interval of the mean difference; None for fewer than 2 seeds
+    high: float | None
+    p: float | None
+    seeds: int
+
+    @property
+    def clear(self) -> bool:
+        return self.p is not None and self.p < ALPHA
+
+
+@dataclass(frozen=True)
+class Row:
+    benchmark: str
+    method: str
+    reference: str
+    family: str | None
+    tail_ekld: Difference | None
+    tail_accuracy: Difference | None
+    balanced_accuracy: Difference | None
+
+
+def paired(method: Entry, reference: Entry, key: str) -> Difference | None:
+    from scipy import stats
+
+    a, b = reference.summaries, method.summaries
+    if key not in a or key not in b:
+        return None
+    seeds = sorted(set(a.index[a[key].notna()]) & set(b.index[b[key].notna()]))
+    if not seeds:
+        return None
+    x, y = a.loc[seeds, key].to_numpy(float), b.loc[seeds, key].to_numpy(float)
+    d = y - x
+    low = high = p = None
+    if len(seeds) >= 2:
+        sd = float(np.std(d, ddof=1))
+        half = float(stats.t.ppf(1 - ALPHA / 2, len(d) - 1)) * sd / math.sqrt(len(d))
+        low, high = float(d.mean() - half), float(d.mean() + half)
+        p = 0.0 if sd == 0 and d.mean() != 0 else (1.0 if sd == 0 else float(stats.ttest_rel(y, x).pvalue))
+    return Difference(float(x.mean()), float(y.mean()), float(d.mean()), low, high, p, len(seeds))
+
+
+def reference_spec(entry: Entry) -> str | None:
+    """The spec without its augmentation parts, or `ce` when it has none; None for `ce` itself."""
+    parts = entry.runs[0].record.method.parts
+    kept = "+".join(part.name for part in parts if part.kind != "augmentation")
+    if entry.method == BASELINE:
+        return None
+    return kept if kept != entry.method else BASELINE
+
+
+def headline_family(entry: Entry) -> str | None:
+    dataset = entry.runs[0].record.dataset
+    return dataset.nuisance if dataset.nuisance in dataset.invariance_families else None
+
+
+def rows(group: list[Entry]) -> list[Row]:
+    by_method = {entry.method: entry for entry in group}
+    found = []
+    for entry in group:
+        ref = by_method.get(reference_spec(entry) or "")
+        if ref is None:
+            continue
+        family = headline_family(entry)
+        found.append(Row(
+            entry.benchmark, entry.method, ref.method, family,
+            paired(entry, ref, f"tail_ekld_{family}") if family else None,
+            paired(entry, ref, "tail_accuracy"), paired(entry, ref, "balanced_accuracy"),
+        ))
+    return found
+
+
+MOVES = (  # (what, row attribute, scale, digits): the headline columns, in the order the text gives them
+    ("tail eKLD", "tail_ekld", 1.0, 3),
+    ("tail-third accuracy", "tail_accuracy", 100.0, 1),
+    ("balanced accuracy", "balanced_accuracy", 100.0, 1),
+)
+
+
+def short_name(method: str) -> str:
+    """The spec alone: changed hyper-parameters (`@part.key=value`) go to a footnote."""
+    return method.split("@")[0]
+
+
+def variants(found: list[Row]) -> dict[str, str]:
+    """Method id -> footnote mark, for the ids whose short name hides changed hyper-parameters."""
+    marks: dict[str, str] = {}
+    for row in found:
+        if "@" in row.method and row.method not in marks:
+            marks[row.method] = f"v{len(marks) + 1}"
+    return marks
+
+
+def moves(found: list[Row], marks: dict[str, str], headline_only: bool) -> list[str]:
+    """One sentence per metric and direction that some method moves beyond the seed spread."""
+    sentences = []
+    for what, attribute, scale, digits in MOVES[:2] if headline_only else MOVES:
+        for word, sign in (("falls", -1), ("rises", 1)):
+            cases = [f"`{display(r.method, marks)}` on {dataset_of(r.benchmark)} ({format_delta(getattr(r, attribute), scale, digits).strip('*')})"
+                     for r in found if (d := getattr(r, attribute)) is not None and d.clear and sign * d.mean > 0]
+            if cases:
+                sentences.append(f"{what[0].upper()}{what[1:]} {word} for " + ", ".join(cases) + ".")
+    return sentences
+
+
+def display(method: str, marks: dict[str, str]) -> str:
+    return short_name(method) + (f" ({marks[method]})" if method in marks else "")
+
+
+def dataset_of(benchmark: str) -> str:
+    return benchmark.split("@")[0]
+
+
+def pivot(found: list[Row], marks: dict[str, str]) -> tuple[list[str], list[dict]]:
+    """Benchmarks (columns) and one row per (method, reference) with a cell per benchmark."""
+    benchmarks = list(dict.fromkeys(dataset_of(r.benchmark) for r in found))
+    table: dict[tuple[str, str], dict] = {}
+    for r in found:
+        row = table.setdefault((r.method, r.reference), {"method": display(r.method, marks), "reference": r.reference, "cells": {}})
+        row["cells"][dataset_of(r.benchmark)] = r
+    return benchmarks, list(table.values())
+
+
+def recipe_label(entry: Entry) -> str:
+    recipe = entry.runs[0].record.recipe
+    overrides = ", ".join(f"{k}={v}" for k, v in sorted(recipe.overrides.items()))
+    name = f"`{recipe.name}`" + (f" with {overrides}" if overrides else "")
+    role = RECIPE_ROLES.get(recipe.name) if not overrides else None
+    return f"{name}: {role}" if role else name
+
+
+def recipe_key(benchmark: str) -> str:
+    """The benchmark id without its dataset: '' for a dataset's own recipe, else '@recipe@key=value'."""
+    return benchmark[benchmark.index("@"):] if "@" in benchmark else ""
+
+
+def recipe_rank(benchmark: str) -> tuple:
+    """Where a benchmark's tables go: a dataset's own recipe (the paper's) first, recipes with
+    overridden numbers next, other named recipes (the `fmnist-cpu` smoke check) last."""
+    key = recipe_key(benchmark)
+    return (key != "", key.count("@") == 1, key, benchmark)
+
+
+def sections(by_benchmark: dict[str, list[Entry]]) -> list[dict]:
+    grouped: dict[str, list[list[Entry]]] = {}
+    for benchmark, group in by_benchmark.items():
+        grouped.setdefault(recipe_key(benchmark), []).append(group)
+    found = []
+    for key in sorted(grouped, key=lambda k: recipe_rank(grouped[k][0][0].benchmark)):
+        groups = grouped[key]
+        all_entries = [e for g in groups for e in g]
+        spearman = [e.metric(f"spearman_ekld_count_{f}").mean for e in all_entries if (f := headline_family(e))]
+        spearman = [v for v in spearman if v is not None]
+        found.append({
+            "label": recipe_label(all_entries[0]),
+            "protocol": all_entries[0].runs[0].record.recipe.ekld_protocol,
+            "records": sum(len(e.runs) for e in all_entries),
+            "benchmarks": [g[0].benchmark for g in groups],
+            "rows": (section_rows := [r for g in groups for r in rows(g)]),
+            "marks": (marks := variants(section_rows)),
+            "moves": moves(section_rows, marks, headline_only=False),
+            "headline_moves": moves(section_rows, marks, headline_only=True),
+            "pivot": pivot(section_rows, marks),
+            "spearman_negative": sum(v < 0 for v in spearman), "spearman_total": len(spearman),
+        })
+    return found
+
+
+def render(by_benchmark: dict[str, list[Entry]], template: str = "findings.md.j2") -> str:
+    """The findings as Markdown: `findings.md.j2` is the README's block, `findings_full.md.j2` the leaderboard's FINDINGS.md."""
+    import jinja2
+
+    from tailbench.leaderboard.html import TEMPLATES
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["delta"] = format_delta
+    env.filters["value"] = format_value
+    env.filters["display"] = display
+    text = env.get_template(template).render(sections=sections(by_benchmark), alpha=ALPHA)
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+def format_value(d: Difference | None, scale: float = 1.0, digits: int = 3) -> str:
+    return "—" if d is None else f"{d.reference * scale:.{digits}f} → {d.value * scale:.{digits}f}"
+
+
+def format_delta(d: Difference | None, scale: float = 1.0, digits: int = 3) -> str:
+    if d is None:
+        return "—"
+    text = f"{d.mean * scale:+.{digits}f}"
+    if d.low is not None:
+        text += f" [{d.low * scale:+.{digits}f}, {d.high * scale:+.{digits}f}]"
+    return f"**{text}**" if d.clear else text
+
+
+def splice(readme: str, block: str) -> str:
+    if readme.count(BEGIN) != 1 or readme.count(END) != 1 or readme.index(BEGIN) > readme.index(END):
+        raise UserError(f"the README must hold the findings markers once each, in order: {BEGIN!r} ... {END!r}")
+    head, rest = readme.split(BEGIN)
+    _, tail = rest.split(END)
+    return f"{head}{BEGIN}\n{block}{END}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tailbench.leaderboard.findings", description=__doc__.split("\n\n")[0])
+    p.add_argument("--results", type=Path, default=Path("results"))
+    p.add_argument("--readme", type=Path, default=Path("README.md"))
+    p.add_argument("--check", action="store_true", help="exit 1 when the README's block is not what the records give")
+    args = p.parse_args(argv)
+    try:
+        readme = args.readme.read_text()
+        updated = splice(readme, render(entries(iter_runs(args.results))))
+    except (UserError, OSError) as error:
+        print(f"findings: error: {error}", file=sys.stderr)
+        return 2
+    if args.check:
+        if updated != readme:
+            print(f"findings: {args.readme} is not what {args.results} gives: run `make findings`", file=sys.stderr)
+            return 1
+        return 0
+    if updated != readme:
+        args.readme.write_text(updated)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
