@@ -201,6 +201,7 @@ def sections(by_benchmark: dict[str, list[Entry]]) -> list[dict]:
             "label": recipe_label(all_entries[0]),
             "protocol": all_entries[0].runs[0].record.recipe.ekld_protocol,
             "records": sum(len(e.runs) for e in all_entries),
+            "commits": sorted({(r.record.provenance.git.commit or "unknown")[:7] for e in all_entries for r in e.runs}),
             "benchmarks": [g[0].benchmark for g in groups],
             "rows": (section_rows := [r for g in groups for r in rows(g)]),
             "marks": (marks := variants(section_rows)),
