@@ -78,9 +78,24 @@ def cmd_describe(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from tailbench.datasets import get_dataset
+    from tailbench.datasets.imbalance import long_tailedness
 
     builder = get_dataset(args.dataset, parse_assignments("--dataset-opt", args.dataset_opt))
     manifest, frozen = builder.manifest(data_dir=args.data_dir)
+    shape = long_tailedness(manifest.counts("train"))
+    if args.json:
+        import json
+
+        splits = {split: manifest.counts(split) for split in ("train", "val", "test")}
+        print(json.dumps({
+            "dataset_id": builder.dataset_id, "classes": manifest.class_names, "counts": splits,
+            "totals": {split: sum(counts) for split, counts in splits.items()},
+            "long_tailedness": {"split": "train", **shape.as_dict()},
+            "source": builder.source, "licence": builder.licence, "options": builder.opts, "recipe": builder.recipe,
+            "nuisance": builder.nuisance, "ekld_families": list(builder.invariance_families),
+            "manifest_sha256": manifest.sha256, "manifest_frozen": frozen,
+        }, default=str))
+        return 0
     table = Table("class", "name", "train", "val", "test", title=f"{builder.dataset_id}")
     train, val, test = manifest.counts("train"), manifest.counts("val"), manifest.counts("test")
     for c, name in enumerate(manifest.class_names):
@@ -92,6 +107,11 @@ def cmd_describe(args: argparse.Namespace) -> int:
     print("options: " + ", ".join(f"{k}={v}" for k, v in builder.opts.items()))
     print(f"recipe: {builder.recipe}; nuisance: {builder.nuisance or 'none'}; eKLD families: {', '.join(builder.invariance_families) or 'none'}")
     print(f"manifest sha256: {manifest.sha256} ({'frozen, committed' if frozen else 'generated for this option set, not frozen'})")
+    print(f"long-tailedness of the train split (HeroLT's measures): imbalance factor {shape.imbalance_factor:.1f}, "
+          f"Gini {shape.gini_class_sizes:.3f}, Pareto-LT ratio {shape.pareto_lt_ratio:.3f}")
+    print(f"  Gini over class sizes (over per-image labels, as HeroLT's table computes it: {shape.gini_labels:.3f}); "
+          f"Pareto-LT: the {shape.tail_classes} smallest classes hold {1 - shape.pareto_alpha:.0%} of the images, "
+          f"the {shape.head_classes} largest {shape.pareto_alpha:.0%}")
     return 0
 
 
@@ -246,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset")
     cli_options.dataset_opt(p)
     cli_options.data_dir(p)
+    p.add_argument("--json", action="store_true", help="print everything as one JSON object instead")
     p.set_defaults(func=cmd_describe)
 
     p = sub.add_parser("run", help="train and evaluate one method on one dataset with one seed")

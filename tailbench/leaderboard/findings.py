@@ -4,7 +4,7 @@ method, benchmark by benchmark, paired over seeds, and what moved beyond the see
 A method's reference is its spec without its augmentation parts (`ce+drs+git` against `ce+drs`),
 or `ce` for a spec without any (`ce+drs`, `ldam+drw` against `ce`), so each row isolates what the
 added part does. Differences are paired by seed: mean difference, a 95 % t interval over the
-shared seeds and the paired t-test's p-value (scipy.stats.ttest_rel); with 3 seeds only a large,
+shared seeds and the paired t-test's p-value (`stats.paired_seed_test`); with 3 seeds only a large,
 consistent move clears it, which is what "beyond the seed spread" means here.
 
 `python -m tailbench.leaderboard.findings [--results results] [--readme README.md] [--check]`
@@ -14,22 +14,20 @@ rewrites (or checks) the block between the README's findings markers.
 from __future__ import annotations
 
 import argparse
-import math
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from tailbench.errors import UserError
 from tailbench.leaderboard.aggregate import Entry, entries
+from tailbench.leaderboard.stats import ALPHA, paired_seed_test
 from tailbench.results.records import iter_runs
 
 BEGIN = "<!-- findings: made by `make findings` from results/; edit tailbench/leaderboard/templates/findings.md.j2, not this block -->"
 END = "<!-- /findings -->"
 BASELINE = "ce"
-ALPHA = 0.05
 # What each recipe's tables are for, as a reader should take them (keyed by recipe name; a
 # recipe with overridden numbers gets its name and overrides).
 RECIPE_ROLES = {
@@ -67,23 +65,17 @@ class Row:
 
 
 def paired(method: Entry, reference: Entry, key: str) -> Difference | None:
-    from scipy import stats
-
     a, b = reference.summaries, method.summaries
     if key not in a or key not in b:
         return None
-    seeds = sorted(set(a.index[a[key].notna()]) & set(b.index[b[key].notna()]))
+    x, y = a[key].dropna(), b[key].dropna()
+    seeds = sorted(set(x.index) & set(y.index))
     if not seeds:
         return None
-    x, y = a.loc[seeds, key].to_numpy(float), b.loc[seeds, key].to_numpy(float)
-    d = y - x
-    low = high = p = None
-    if len(seeds) >= 2:
-        sd = float(np.std(d, ddof=1))
-        half = float(stats.t.ppf(1 - ALPHA / 2, len(d) - 1)) * sd / math.sqrt(len(d))
-        low, high = float(d.mean() - half), float(d.mean() + half)
-        p = 0.0 if sd == 0 and d.mean() != 0 else (1.0 if sd == 0 else float(stats.ttest_rel(y, x).pvalue))
-    return Difference(float(x.mean()), float(y.mean()), float(d.mean()), low, high, p, len(seeds))
+    test = paired_seed_test(y.to_dict(), x.to_dict(), higher_is_better=True, alpha=ALPHA)  # the direction only names the verdict
+    mean = float((y[seeds] - x[seeds]).mean())
+    return Difference(float(x[seeds].mean()), float(y[seeds].mean()), mean,
+                      test.low if test else None, test.high if test else None, test.p_value if test else None, len(seeds))
 
 
 def reference_spec(entry: Entry) -> str | None:
