@@ -156,6 +156,9 @@ def pivot(found: list[Row], marks: dict[str, str]) -> tuple[list[str], list[dict
     for r in found:
         row = table.setdefault((r.method, r.reference), {"method": display(r.method, marks), "reference": r.reference, "cells": {}})
         row["cells"][dataset_of(r.benchmark)] = r
+    for row in table.values():
+        counts = sorted({d.seeds for r in row["cells"].values() for d in (r.tail_ekld, r.tail_accuracy) if d})
+        row["seeds"] = "—" if not counts else str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
     return benchmarks, list(table.values())
 
 
