@@ -42,7 +42,7 @@ def test_every_file_is_written_and_plots_are_pngs(results, tmp_path):
     written = build_leaderboard(results, tmp_path / "board")
     names = sorted(p.name for p in written)
     assert names == sorted([
-        "LEADERBOARD.md", "FINDINGS.md", "index.html", "summary.csv", "per_class.csv", "reported.csv",
+        "LEADERBOARD.md", "FINDINGS.md", "index.html", "summary.csv", "significance.csv", "per_class.csv", "reported.csv",
         "head_tail_digits-lt.png", "ekld_vs_count_digits-lt.png", "acc_vs_count_digits-lt.png",
         "head_tail_cifar10-lt.png", "acc_vs_count_cifar10-lt.png",
     ])

@@ -29,6 +29,7 @@ from tailbench.leaderboard.head_tail import head_tail_png
 from tailbench.leaderboard.html import benchmark_section as html_section
 from tailbench.leaderboard.html import render_html
 from tailbench.leaderboard.markdown import benchmark_section, render
+from tailbench.leaderboard.overview import SIGNIFICANCE_HEADER, render_overview, significance_rows, sorted_entries
 from tailbench.leaderboard.plots import accuracy_vs_count_png, ekld_vs_count_png
 from tailbench.leaderboard.reported import Reported, by_benchmark, load_reported
 from tailbench.results.records import iter_runs
@@ -131,8 +132,9 @@ def render_files(results: Path) -> dict[str, bytes]:
     md_sections, html_sections = [], []
     # benchmarks with run records first, the paper recipes' leading, then those with only papers' numbers
     order = sorted(grouped, key=recipe_rank) + sorted(set(reported) - set(grouped))
+    md_sections.append(render_overview(grouped))
     for index, benchmark in enumerate(order):
-        group = grouped.get(benchmark, [])
+        group = sorted_entries(grouped.get(benchmark, []))
         plot_names: list[tuple[str, str]] = []
         plots: list[tuple[bytes, str]] = []
         for prefix, draw, alt in benchmark_plots(benchmark, group):
@@ -147,6 +149,7 @@ def render_files(results: Path) -> dict[str, bytes]:
     files["summary.csv"] = summary_csv(grouped)
     files["per_class.csv"] = per_class_csv(grouped)
     files["reported.csv"] = reported_csv(reported_rows)
+    files["significance.csv"] = csv_text(SIGNIFICANCE_HEADER, significance_rows(grouped))
     files["FINDINGS.md"] = render_findings(grouped, "findings_full.md.j2").encode()
     return files
 
