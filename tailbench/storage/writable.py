@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from tailbench.errors import UserError
-from tailbench.results.staging import owner_tag
+from tailbench.storage.staging import owner_tag
 
 PROBE = "tailbench-probe"  # `.tailbench-probe.<owner>.tmp`; tailbench.results.store removes one a killed process left
 

@@ -9,7 +9,7 @@ import yaml
 
 from tailbench.errors import UserError
 
-RECIPE_DIR = Path(__file__).parent / "recipes"
+RECIPE_DIR = Path(__file__).parent
 RECIPE_OVERRIDES = ("epochs", "batch_size", "lr", "ekld_transforms", "ekld_protocol")  # what `tailbench run` flags may override
 
 # Which image x an eKLD pair starts from (KL(p(.|x) || p(.|t(x)))); t is always applied to the

@@ -1,0 +1,1 @@
+"""Training recipes: `recipe.py` reads the YAML files beside it."""
