@@ -178,7 +178,7 @@ def worker(spec: dict) -> int:
     torch.set_num_threads(spec["threads"])
     from dataclasses import replace
 
-    from tailbench.benchmarks.recipe import load_recipe
+    from tailbench.recipes.recipe import load_recipe
     from tailbench.benchmarks.runner import place_model
     from tailbench.benchmarks.runtime import seed_everything
     from tailbench.benchmarks.trainer import train

@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from tailbench.benchmarks.runtime import device_name, make_deterministic, resolve_device
+    from tailbench.benchmarks.runtime import make_deterministic
+    from tailbench.devices import device_name, resolve_device
 
     device = resolve_device(args.device)
     make_deterministic(device)
@@ -99,7 +100,7 @@ class Bench:
     def __init__(self, device, model_name: str, shape: tuple[int, int, int], recipe_name: str, epochs: int, options: dict[str, str]) -> None:
         import torch
 
-        from tailbench.benchmarks.recipe import load_recipe
+        from tailbench.recipes.recipe import load_recipe
         from tailbench.benchmarks.runner import place_model
         from tailbench.datasets import get_dataset
         from tailbench.methods import ComposedMethod, MethodContext

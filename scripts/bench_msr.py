@@ -32,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from tailbench.benchmarks.recipe import load_recipe
-    from tailbench.benchmarks.runtime import device_name, resolve_device
+    from tailbench.recipes.recipe import load_recipe
+    from tailbench.devices import device_name, resolve_device
     from tailbench.datasets import get_dataset
     from tailbench.datasets.sources import default_data_dir
     from tailbench.methods import ComposedMethod

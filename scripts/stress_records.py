@@ -80,7 +80,7 @@ def forked(argvs: list[list[str]]) -> list[tuple[int, str]]:
 
 
 def complete(target: Path) -> bool:
-    from tailbench.results.schema import validate_run
+    from tailbench.submission.validate import validate_run
 
     return validate_run(target).ok
 

@@ -24,7 +24,7 @@ from typing import Protocol
 import torch
 
 from tailbench.errors import UserError
-from tailbench.results.store import write_atomic
+from tailbench.storage.atomic import write_atomic
 
 CACHE_ENV = "TAILBENCH_CACHE"
 CHECKPOINT, CONFIG = "checkpoint.pt", "config.json"

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from tailbench import __version__, cli_options, limits
 from tailbench.benchmarks import rerun as rerun_command
-from tailbench.benchmarks.recipe import EKLD_PROTOCOLS
+from tailbench.recipes.recipe import EKLD_PROTOCOLS
 from tailbench.errors import Terminated, UserError, os_error_line, run_signals
 from tailbench.leaderboard import compare as compare_command
 from tailbench.options import parse_assignments
-from tailbench.results import submit as submit_command
+from tailbench.submission import submit as submit_command
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -63,7 +63,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             source = part_source(part)
             table.add_row(name, part.kind, part.description, hp, part.paper, "built in" if source.origin == "builtin" else f"{source.file} ({source.origin})")
     else:
-        from tailbench.benchmarks.recipe import load_recipe, recipe_names
+        from tailbench.recipes.recipe import load_recipe, recipe_names
 
         table = Table("recipe", "model", "epochs", "batch", "lr", "milestones", "augment")
         for name in recipe_names():

@@ -89,7 +89,7 @@ def digits_record(tmp_path_factory):
 def isolated_cache(tmp_path, monkeypatch):
     """A fresh asset cache (generators, MSR sharing) per test, on one CPU thread: the tiny
     convolutions these tests train run far faster on one thread of a shared CPU."""
-    from tailbench.benchmarks.runtime import torch_threads
+    from tailbench.devices import torch_threads
 
     monkeypatch.setenv("TAILBENCH_CACHE", str(tmp_path / "cache"))
     with torch_threads(1):

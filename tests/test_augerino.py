@@ -187,7 +187,7 @@ def test_regulariser_rewards_width_until_any_width_reaches_ten():
 
 
 def test_widths_have_their_own_optimizer_group_without_weight_decay():
-    from tailbench.benchmarks.recipe import load_recipe
+    from tailbench.recipes.recipe import load_recipe
     from tailbench.benchmarks.trainer import build_optimizer
 
     recipe = load_recipe("digits")
@@ -203,7 +203,7 @@ def test_widths_have_their_own_optimizer_group_without_weight_decay():
 
 
 def test_default_optimizer_is_the_references_adam():
-    from tailbench.benchmarks.recipe import load_recipe
+    from tailbench.recipes.recipe import load_recipe
     from tailbench.benchmarks.trainer import build_optimizer, set_lr_factor
 
     recipe = load_recipe("digits")
@@ -227,7 +227,7 @@ def test_default_optimizer_is_the_references_adam():
 def test_adam_step_on_the_widths_matches_the_formula():
     # Adam's first step moves each parameter by lr * g / (|g| + eps') = lr * sign(g) (bias-corrected
     # m / sqrt(v) is g / |g|); the regulariser's gradient on raw is negative, so widths grow by lr.
-    from tailbench.benchmarks.recipe import load_recipe
+    from tailbench.recipes.recipe import load_recipe
     from tailbench.benchmarks.trainer import build_optimizer
 
     method = ComposedMethod("ce+augerino", context(), {"augerino.reg": "0.5"})
@@ -244,7 +244,7 @@ def test_adam_step_on_the_widths_matches_the_formula():
 
 
 def test_two_parts_with_their_own_optimizer_is_one_clear_error():
-    from tailbench.benchmarks.recipe import load_recipe
+    from tailbench.recipes.recipe import load_recipe
     from tailbench.errors import UserError
     from tailbench.methods.base import MethodPart
 
@@ -263,7 +263,7 @@ def test_two_parts_with_their_own_optimizer_is_one_clear_error():
 
 def test_optimizer_state_survives_a_checkpoint(tmp_path):
     from tailbench.benchmarks.checkpoint import Checkpointer
-    from tailbench.benchmarks.recipe import load_recipe
+    from tailbench.recipes.recipe import load_recipe
     from tailbench.benchmarks.trainer import build_optimizer
 
     def build():

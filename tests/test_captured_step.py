@@ -12,7 +12,7 @@ from tailbench.benchmarks.augment import compose
 from tailbench.benchmarks.runtime import Runtime, choose_runtime
 from tailbench.benchmarks.step import CapturedStep, EagerStep
 from tailbench.benchmarks.trainer import build_optimizer, epoch_order
-from tailbench.benchmarks.recipe import load_recipe
+from tailbench.recipes.recipe import load_recipe
 from tailbench.datasets.base import Split
 from tailbench.methods import ComposedMethod, MethodContext, method_parts
 

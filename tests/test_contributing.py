@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tailbench.methods import registry
-from tailbench.results.schema import validate_run
+from tailbench.submission.validate import validate_run
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "label_smoothing.py"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tailbench.benchmarks.recipe import load_recipe
+from tailbench.recipes.recipe import load_recipe
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "FIDELITY.md"
 STATUSES = {"same", "fixed", "departure"}

@@ -65,7 +65,7 @@ def test_delayed_git_generates_in_19_of_the_fmnist_recipes_50_epochs(digits):
     """The K49 recipe (fmnist runs it): 50 epochs, lr x0.01 from epoch 30 (0-based; the reference's
     lr rule `epoch + 1 > steplr_epoch1`). The reference generates where `epoch > steplr_epoch1`:
     epochs 31..49, 19 of them."""
-    from tailbench.benchmarks.recipe import load_recipe
+    from tailbench.recipes.recipe import load_recipe
 
     recipe = load_recipe("fmnist")
     assert (recipe.epochs, recipe.milestones) == (50, (30, 40))
@@ -214,7 +214,7 @@ def test_run_record_logs_the_generated_fraction_per_epoch(cli, tmp_path):
     assert logs[1]["git_generated_frac"] == 0.0 and logs[2]["git_generated_frac"] == 0.0
     assert logs[3]["git_generated_frac"] == pytest.approx(0.5, abs=0.01)
     assert record["method"]["hparams"]["git"]["iters"] == 2
-    from tailbench.results.schema import validate_run
+    from tailbench.submission.validate import validate_run
 
     assert validate_run(directory).ok
 

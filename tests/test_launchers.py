@@ -80,7 +80,7 @@ def test_a_preempted_slurm_task_is_requeued_resumes_and_writes_the_same_record(t
 
     from tailbench.benchmarks.checkpoint import FILE, PARTIAL
     from tailbench.benchmarks.runner import RunConfig, run
-    from tailbench.benchmarks.runtime import torch_threads
+    from tailbench.devices import torch_threads
     from tailbench.launchers.job import Job
     from tailbench.launchers.slurm import RunTask
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tailbench.results.locks import LockBusy, exclusive
+from tailbench.storage.locks import LockBusy, exclusive
 
 
 def _hold(path: str, ready, seconds: float) -> None:

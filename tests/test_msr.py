@@ -202,6 +202,6 @@ def test_run_record_has_the_meta_training_curve_and_the_learned_figures(cli, tmp
     summary = record["summary"]
     assert 0 < summary["learned_nuisance_change"] and 0 < summary["learned_nuisance_change_ordinary"]
     assert 1 <= summary["learned_sharing_rank"] <= 36
-    from tailbench.results.schema import validate_run
+    from tailbench.submission.validate import validate_run
 
     assert validate_run(directory).ok

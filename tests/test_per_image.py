@@ -17,7 +17,7 @@ from tailbench.benchmarks.runtime import Runtime
 from tailbench.methods import ComposedMethod, MethodContext
 from tailbench.nuisance import get_family
 from tailbench.results import per_image
-from tailbench.results.schema import validate_run
+from tailbench.submission.validate import validate_run
 from tailbench.results.store import PER_IMAGE
 
 

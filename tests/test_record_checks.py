@@ -12,9 +12,9 @@ import shutil
 import pytest
 
 from record_edits import BENCHMARK, copy_of, edit_result, set_field
-from tailbench.results.consistency import recomputed_summary
+from tailbench.submission.consistency import recomputed_summary
 from tailbench.results.records import iter_runs
-from tailbench.results.schema import validate_run
+from tailbench.submission.validate import validate_run
 
 
 def submit_line(cli, candidate, tmp_path):

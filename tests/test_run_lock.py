@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from tailbench.benchmarks.run_lock import LOCK
-from tailbench.results.locks import exclusive
+from tailbench.storage.locks import exclusive
 
 RUN = ["--dataset", "digits-lt", "--method", "ce", "--epochs", "1"]
 

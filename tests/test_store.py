@@ -4,7 +4,8 @@ import pytest
 
 from fake_records import TRAIN, fake_record
 from tailbench.results.records import iter_runs
-from tailbench.results.store import is_complete, run_dir, write_atomic, write_run
+from tailbench.results.store import is_complete, run_dir, write_run
+from tailbench.storage.atomic import write_atomic
 
 
 def test_write_atomic_leaves_no_partial_file_when_interrupted(tmp_path, monkeypatch):

@@ -13,7 +13,8 @@ import signal
 import pytest
 
 from fake_records import fake_result
-from tailbench.results import staging, store
+from tailbench.results import store
+from tailbench.storage import staging
 from tailbench.results.records import iter_runs
 from tailbench.results.store import run_dir, write_run
 
@@ -160,7 +161,7 @@ def test_force_writes_beside_the_old_record_and_swaps_it_in(tmp_path, monkeypatc
 
 def test_a_run_lock_held_across_a_forced_write_stays_held(tmp_path):
     """The lock in the run folder (`<run dir>/.lock`) keeps its identity when the folder is swapped."""
-    from tailbench.results.locks import LockBusy, exclusive
+    from tailbench.storage.locks import LockBusy, exclusive
 
     directory = run_dir(tmp_path, "b", "ce", 0)
     write_run(directory, record(1), ROWS)

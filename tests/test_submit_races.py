@@ -16,9 +16,9 @@ import traceback
 
 import pytest
 
-from tailbench.results.consistency import recomputed_summary
+from tailbench.submission.consistency import recomputed_summary
 from tailbench.results.records import iter_runs
-from tailbench.results.schema import validate_run
+from tailbench.submission.validate import validate_run
 
 BENCHMARK = "digits-lt@epochs=1"
 ROUNDS = 40

@@ -12,7 +12,7 @@ import pytest
 from fake_records import fake_record
 from record_edits import BENCHMARK, copy_of, delete_field, edit_result, set_field
 from tailbench.results.records import iter_runs
-from tailbench.results.schema import validate_run
+from tailbench.submission.validate import validate_run
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,7 @@ def test_an_interrupted_copy_leaves_nothing_behind(record, cli, tmp_path, monkey
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("tailbench.results.staging.os.rename", interrupted)  # the publishing rename
+    monkeypatch.setattr("tailbench.storage.staging.os.rename", interrupted)  # the publishing rename
     results = tmp_path / "results"
     result = cli("submit", record, "--results", results)
     assert result.code == 130
@@ -182,7 +182,7 @@ def test_a_cpu_rerun_uses_the_records_thread_count(tmp_path, cli):
     1, whatever this process's default, and so matches exactly."""
     import torch
 
-    from tailbench.benchmarks.runtime import torch_threads
+    from tailbench.devices import torch_threads
     from tailbench.cli import main
 
     out = tmp_path / "runs"
@@ -201,7 +201,7 @@ def test_a_cpu_rerun_uses_the_records_thread_count(tmp_path, cli):
 
 
 def test_recorded_cpu_threads_reads_what_device_name_writes():
-    from tailbench.benchmarks.runtime import device_name, recorded_cpu_threads, torch_threads
+    from tailbench.devices import device_name, recorded_cpu_threads, torch_threads
 
     import torch
 
@@ -301,7 +301,7 @@ def test_submit_of_a_missing_folder_is_one_line(cli, tmp_path):
 
 
 def test_a_changed_hyper_parameter_cannot_hide_under_the_plain_spec():
-    from tailbench.results.schema import _check_changed
+    from tailbench.submission.validate import _check_changed
 
     def method(gamma, changed):
         return {"spec": "focal", "parts": [{"name": "focal", "kind": "loss", "paper": "-"}],
@@ -336,7 +336,7 @@ def test_a_passed_in_commit_is_checked_against_the_code_digest(record, cli, tmp_
     import subprocess
 
     from tailbench.benchmarks.provenance import code_digest_of
-    from tailbench.results.code_check import files_at_commit
+    from tailbench.submission.code_check import files_at_commit
 
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
     true_digest = code_digest_of(files_at_commit(head))

@@ -46,7 +46,7 @@ def test_out_below_a_file(cli, tmp_path, no_training):
 def test_full_disk_is_found_before_training(cli, tmp_path, no_training, monkeypatch):
     import shutil
 
-    monkeypatch.setattr("tailbench.results.writable.shutil.disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 2**20, 2**20))
+    monkeypatch.setattr("tailbench.storage.writable.shutil.disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 2**20, 2**20))
     result = cli(*RUN, "--out", tmp_path / "out")
     assert result.code == 2 and "only 1.0 MiB free on its disk" in result.error_line()
     assert not (tmp_path / "out").exists()

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tailbench.results.store import write_atomic
+from tailbench.storage.atomic import write_atomic
 
 PARTIAL, FILE = ".partial", "checkpoint.pt"
 AUTO_SECONDS = 5.0  # by default, a checkpoint once this much training has passed since the last one
@@ -77,7 +77,7 @@ class Checkpointer:
         self.started, self.earlier_seconds = state["started"], float(state["wall_seconds"])
         self.resumed_at = int(state["epoch"]) + 1
         if not self.quiet:
-            from tailbench.benchmarks.progress import console
+            from tailbench.console import console
 
             console.print(f"resuming from the checkpoint after epoch {self.resumed_at} ({self.path.parent})", soft_wrap=True)
         return self.resumed_at, state["history"]
@@ -87,7 +87,7 @@ class Checkpointer:
 
     def _discard(self, why: str) -> None:
         if not self.quiet:
-            from tailbench.benchmarks.progress import console
+            from tailbench.console import console
 
             console.print(f"ignoring the checkpoint in {self.path.parent}: {why}; starting over", soft_wrap=True)
         self.clear()

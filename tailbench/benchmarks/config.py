@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tailbench.benchmarks.recipe import Recipe, load_recipe, with_overrides
+from tailbench.recipes.recipe import Recipe, load_recipe, with_overrides
 from tailbench.datasets import get_dataset
 from tailbench.datasets.base import DatasetBuilder
 from tailbench.errors import UserError

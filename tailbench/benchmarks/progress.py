@@ -10,11 +10,11 @@ import sys
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-console = Console(stderr=True)
+from tailbench.console import console
+
 
 Reporter = Callable[[dict], None]
 _reporter: Reporter | None = None

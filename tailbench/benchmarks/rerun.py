@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tailbench import cli_options
-from tailbench.benchmarks.recipe import RECIPE_OVERRIDES
+from tailbench.recipes.recipe import RECIPE_OVERRIDES
 from tailbench.errors import UserError
 from tailbench.results.store import PER_IMAGE
 
@@ -148,7 +148,7 @@ def _sample_std(values: list[float]) -> float:
 def exact_rerun(stored: dict, rerun_kind: str) -> str | None:
     """Why a rerun on `rerun_kind` must reproduce the record bit for bit, or None when it need not."""
     from tailbench.benchmarks.provenance import code_digest
-    from tailbench.benchmarks.runtime import device_kind
+    from tailbench.devices import device_kind
 
     provenance = stored["provenance"]
     kind = device_kind(provenance["device_type"], provenance.get("device", provenance["device_type"]))
@@ -230,7 +230,7 @@ def rerun(results: Path, benchmark: str, method: str, seed: int | None, toleranc
         config = config_from_record(record.record, Path(folder), device, data_dir)
         resolve(config)  # every name and option still known here, before torch loads
         from tailbench.benchmarks.runner import run
-        from tailbench.benchmarks.runtime import device_kind, device_name, recorded_cpu_threads, resolve_device, torch_threads
+        from tailbench.devices import device_kind, device_name, recorded_cpu_threads, resolve_device, torch_threads
 
         rerun_device = resolve_device(device or record.record.provenance.device_type)
         rerun_kind = device_kind(rerun_device.type, device_name(rerun_device))

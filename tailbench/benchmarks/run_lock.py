@@ -1,6 +1,6 @@
 """One process trains a run at a time: the lock on a run folder, and what a second process is told.
 
-The lock is `<run dir>/.lock` (tailbench.results.locks: fcntl, released by the kernel when its
+The lock is `<run dir>/.lock` (tailbench.storage.locks: fcntl, released by the kernel when its
 holder dies, so a crashed or preempted run never blocks its rerun). A second process does not
 wait for it: a run can take hours, so `tailbench run` says who holds it and exits with code 3,
 and a sweep reports the run as running elsewhere and goes on with the others.
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from tailbench.errors import UserError
-from tailbench.results.locks import LockBusy, exclusive
+from tailbench.storage.locks import LockBusy, exclusive
 
 LOCK = ".lock"
 ATTEMPTS = 3

@@ -12,12 +12,14 @@ import torch
 from tailbench.benchmarks import provenance
 from tailbench.benchmarks.checkpoint import Checkpointer
 from tailbench.benchmarks.config import RunConfig, resolve  # noqa: F401  (RunConfig: part of this module's API)
-from tailbench.benchmarks.runtime import Runtime, choose_runtime, device_kind, device_name, make_deterministic, resolve_device, seed_everything
+from tailbench.benchmarks.runtime import Runtime, choose_runtime, make_deterministic, seed_everything
+from tailbench.devices import device_kind, device_name, resolve_device
 from tailbench.benchmarks.evaluation import per_class_accuracy, predict_log_probs
 from tailbench.benchmarks.invariance import measure_invariance
 from tailbench.benchmarks.metrics import summarize
-from tailbench.benchmarks.progress import console, print_run_summary
-from tailbench.benchmarks.recipe import Recipe
+from tailbench.benchmarks.progress import print_run_summary
+from tailbench.console import console
+from tailbench.recipes.recipe import Recipe
 from tailbench.benchmarks.run_lock import holding
 from tailbench.benchmarks.trainer import train
 from tailbench.datasets.base import DatasetBuilder, LongTailedData
@@ -30,7 +32,7 @@ from tailbench.nuisance import get_family
 from tailbench.results import SCHEMA_VERSION, per_image
 from tailbench.results.record import RunRecord
 from tailbench.results.store import PER_IMAGE, is_complete, json_safe, run_dir, write_run
-from tailbench.results.writable import check_writable
+from tailbench.storage.writable import check_writable
 
 
 def run(config: RunConfig) -> Path:

@@ -12,7 +12,7 @@ import torch.nn as nn
 from tailbench.benchmarks.augment import compose
 from tailbench.benchmarks.checkpoint import Checkpointer
 from tailbench.benchmarks.progress import EpochProgress
-from tailbench.benchmarks.recipe import Recipe
+from tailbench.recipes.recipe import Recipe
 from tailbench.benchmarks.runtime import Runtime
 from tailbench.benchmarks.step import CapturedStep, EagerStep
 from tailbench.datasets.base import Split

@@ -67,7 +67,7 @@ def _resolve(args: argparse.Namespace):
 
 
 def _load_data(builder, device_choice: str, data_dir: Path | None):
-    from tailbench.benchmarks.runtime import resolve_device
+    from tailbench.devices import resolve_device
     from tailbench.datasets.sources import default_data_dir
 
     device = resolve_device(device_choice)
@@ -77,7 +77,7 @@ def _load_data(builder, device_choice: str, data_dir: Path | None):
 def cmd_train(args: argparse.Namespace) -> int:
     import time
 
-    from tailbench.benchmarks.progress import console
+    from tailbench.console import console
     from tailbench.generative.train import train_or_load
 
     if args.checkpoint_every < 1:
@@ -149,7 +149,7 @@ def draw_grid(model, data, out: Path, styles: int, per_class: int, seed: int, ti
     import torch
     from torchvision.utils import make_grid
 
-    from tailbench.results.store import write_atomic
+    from tailbench.storage.atomic import write_atomic
 
     device = data.train.x.device
     counts = data.train_counts.cpu()

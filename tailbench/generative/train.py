@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from tailbench.errors import UserError
 from tailbench.generative import cache
 from tailbench.generative.model import GeneratorConfig, Munit, build_munit
-from tailbench.results.locks import exclusive
+from tailbench.storage.locks import exclusive
 
 LOSSES = ("adv", "img", "sty", "con", "dis")  # LSGAN (G), image, style, content reconstruction, LSGAN (D)
 DISPLAY_EVERY = 10  # iterations between reads of the running losses (one device sync each)
@@ -157,7 +157,7 @@ class TrainProgress:
     def __init__(self, title: str, total: int, start: int, quiet: bool) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        from tailbench.benchmarks.progress import console
+        from tailbench.console import console
 
         self.console, self.quiet, self.live = console, quiet, sys.stderr.isatty() and not quiet
         from rich.table import Column
@@ -232,7 +232,7 @@ def train_to_final(
     else:
         cache.write_config(directory, ident, {"device": str(images.device), "train_size": int(labels.shape[0]), "flip": flip})
     if not quiet:
-        from tailbench.benchmarks.progress import console
+        from tailbench.console import console
 
         start = f"resuming at iteration {trainer.iteration}" if trainer.iteration else "from scratch"
         console.print(f"training GIT's generator for {ident['dataset_id']} (seed {seed}, {config.iters} iterations at batch "

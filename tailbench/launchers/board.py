@@ -9,7 +9,7 @@ import time
 from rich.live import Live
 from rich.table import Table
 
-from tailbench.benchmarks.progress import console
+from tailbench.console import console
 from tailbench.launchers.job import Outcome
 from tailbench.launchers.report import announce, say
 

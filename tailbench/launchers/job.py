@@ -47,7 +47,7 @@ def execute(job: Job) -> Outcome:
     stops the others (an interrupt or a requeue's SystemExit still passes through)."""
     from tailbench.benchmarks.run_lock import RunBusy
     from tailbench.benchmarks.runner import run
-    from tailbench.benchmarks.runtime import torch_threads
+    from tailbench.devices import torch_threads
     from tailbench.errors import UserError
     from tailbench.methods import load_method_file
 

@@ -14,7 +14,8 @@ import queue
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import replace
 
-from tailbench.benchmarks.progress import console, reporting_to
+from tailbench.benchmarks.progress import reporting_to
+from tailbench.console import console
 from tailbench.launchers.board import Board
 from tailbench.launchers.job import CRASHED, DEFAULT_JOBS_PER_GPU, Job, Outcome, execute
 from tailbench.launchers.report import announce, say

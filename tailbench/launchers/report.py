@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tailbench.benchmarks.progress import console
+from tailbench.console import console
 from tailbench.launchers.job import BUSY, COMPLETE, CRASHED, FAILED, Outcome
 
 

@@ -9,7 +9,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from tailbench.benchmarks.progress import console
+from tailbench.console import console
 from tailbench.benchmarks.config import RunConfig, resolve
 from tailbench.launchers.job import Job
 from tailbench.launchers.report import summarize

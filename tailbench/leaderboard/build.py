@@ -33,8 +33,8 @@ from tailbench.leaderboard.overview import SIGNIFICANCE_HEADER, render_overview,
 from tailbench.leaderboard.plots import accuracy_vs_count_png, ekld_vs_count_png
 from tailbench.leaderboard.reported import Reported, by_benchmark, load_reported
 from tailbench.results.records import iter_runs
-from tailbench.results.store import write_atomic
-from tailbench.results.writable import check_writable
+from tailbench.storage.atomic import write_atomic
+from tailbench.storage.writable import check_writable
 
 PLOT_PREFIXES = ("head_tail_", "ekld_vs_count_", "acc_vs_count_")  # every plot benchmark_plots draws
 

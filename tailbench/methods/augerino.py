@@ -84,7 +84,7 @@ if TYPE_CHECKING:
     import torch
     import torch.nn as nn
 
-    from tailbench.benchmarks.recipe import Recipe
+    from tailbench.recipes.recipe import Recipe
     from tailbench.models.augerino import AugerinoAugment
 
 OPTIMIZERS = ("adam", "recipe")

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     import torch
     import torch.nn as nn
 
-    from tailbench.benchmarks.recipe import Recipe
+    from tailbench.recipes.recipe import Recipe
     from tailbench.datasets.base import LongTailedData
 
 KINDS = ("loss", "rule", "augmentation")

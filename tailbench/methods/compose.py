@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     import torch
     import torch.nn as nn
 
-    from tailbench.benchmarks.recipe import Recipe
+    from tailbench.recipes.recipe import Recipe
 
 
 class ComposedMethod:

@@ -20,7 +20,7 @@ from tailbench.errors import UserError
 from tailbench.msr import cache
 from tailbench.msr.episodes import EpisodeSampler
 from tailbench.msr.meta import MetaConfig, MetaTrainer
-from tailbench.results.locks import LockBusy, exclusive
+from tailbench.storage.locks import LockBusy, exclusive
 
 CHECKPOINT_EVERY = 100
 CURVE_POINTS = 20  # the meta-training curve keeps this many window means
@@ -71,7 +71,7 @@ def _meta_train(sampler, image_shape, mean, std, config: MetaConfig, seed: int, 
     else:
         cache.write_config(directory, ident, {"device": str(sampler.clean.device)})
     if not quiet:
-        from tailbench.benchmarks.progress import console
+        from tailbench.console import console
 
         start = f"resuming at step {trainer.iteration}" if trainer.iteration else "from scratch"
         console.print(f"meta-training MSR's sharing for {dataset_id} (seed {seed}, {config.steps} outer steps of "

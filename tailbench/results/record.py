@@ -21,7 +21,7 @@ Adding a field: give it a default that means what older records meant, and it is
 them (as `changed` was for version 1); a field that must be present from now on gets a new
 version and a check in `RunRecord._version_rules`. A record is written back exactly as it was
 read (`to_json` leaves out the fields the record did not have). Checks that need the registries of this
-checkout (manifest, recipe, hyper-parameter defaults, per_class.csv) live in results/schema.py.
+checkout (manifest, recipe, hyper-parameter defaults, per_class.csv) live in tailbench/submission/validate.py.
 """
 
 from __future__ import annotations
@@ -378,7 +378,7 @@ def json_schema() -> str:
 def main() -> int:
     from pathlib import Path
 
-    from tailbench.results.store import write_atomic
+    from tailbench.storage.atomic import write_atomic
 
     target = Path(__file__).resolve().parents[2] / "docs" / "run-record.schema.json"
     write_atomic(target, json_schema().encode())

@@ -18,7 +18,7 @@ import pandas as pd
 
 from tailbench.errors import UserError
 from tailbench.results.record import RunRecord
-from tailbench.results.safe_json import MAX_BYTES, JsonTooLarge, loads_bounded
+from tailbench.storage.safe_json import MAX_BYTES, JsonTooLarge, loads_bounded
 from tailbench.results.store import DONE, PER_CLASS, RESULT
 
 _GONE = (FileNotFoundError, NotADirectoryError)

@@ -4,7 +4,7 @@ OUT/<benchmark>/<method>/seed-<seed>/ holds result.json, per_class.csv and an em
 directory without `done` is an incomplete run and is never read by the leaderboard.
 
 A record is written whole into a hidden sibling folder and swapped in by one rename
-(tailbench.results.staging), so a crash or a full disk at any point leaves the earlier record, or
+(tailbench.storage.staging), so a crash or a full disk at any point leaves the earlier record, or
 nothing, never a half-written one; what a killed writer left behind is removed by the next
 write of the same record.
 """
@@ -15,20 +15,19 @@ import csv
 import io
 import json
 import math
-import os
 import shutil
 from pathlib import Path
 
-from tailbench.results.staging import (
+from tailbench.storage.staging import (
     carry_hidden_files,
     clean_stale,
     clean_stale_files,
     fsync_folder,
-    owner_tag,
     publish,
     staging_name,
 )
-from tailbench.results.writable import (
+from tailbench.storage.atomic import write_atomic
+from tailbench.storage.writable import (
     PROBE,  # its probe file, removed here if its process died
 )
 
@@ -75,30 +74,6 @@ def run_dir(out: Path, benchmark: str, method: str, seed: int) -> Path:
 
 def is_complete(directory: Path) -> bool:
     return (directory / DONE).is_file()
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder (`.<name>.<owner tag>.tmp`), fsync, then
-    rename over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        tmp = path.parent / f".{path.name}.{owner_tag()}.tmp"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException as error:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(error, OSError) and error.filename is None:
-            error.filename = str(path)  # a full disk met while writing: say where
-        raise
 
 
 def json_safe(value):

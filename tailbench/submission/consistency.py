@@ -7,7 +7,7 @@ accuracy comes from the per-class accuracies weighted by the test counts; every 
 accuracy must itself be a whole number of correct images out of that class's count. A summary
 number a method adds of its own (e.g. `learned_*`) is not derived from the table and is not
 compared. Call it on a record whose structure and per_class.csv are already valid
-(tailbench.results.schema does); it returns (field, reason) problems.
+(tailbench.submission.validate does); it returns (field, reason) problems.
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ against the run-record schema (tailbench.results.schema) and this checkout's dat
 A valid record is copied to RESULTS/<benchmark>/<method>/seed-<seed>/.
 
 Safe under any interleaving of processes: each target record has an exclusive lock beside it
-(`.seed-<seed>.lock`, tailbench.results.locks), and everything from "what is there now" to the
+(`.seed-<seed>.lock`, tailbench.storage.locks), and everything from "what is there now" to the
 copy happens while holding it. The files are written into a hidden staging folder whose name
-belongs to this process (tailbench.results.staging), and one rename makes the record appear; a
+belongs to this process (tailbench.storage.staging), and one rename makes the record appear; a
 copy interrupted at any point leaves only hidden names that readers skip and the next submit of
 the same record removes. Only result.json, per_class.csv and done are copied, byte for byte as
 validated.
@@ -32,12 +32,12 @@ from typing import TYPE_CHECKING
 
 from tailbench import cli_options
 from tailbench.errors import UserError
-from tailbench.results.locks import LockBusy, exclusive
+from tailbench.storage.locks import LockBusy, exclusive
 from tailbench.results.store import RECORD_FILES, clean_leftovers, run_dir, stage_and_publish
-from tailbench.results.writable import check_writable
+from tailbench.storage.writable import check_writable
 
 if TYPE_CHECKING:  # the record models and readers load when the command runs, not at CLI start
-    from tailbench.results.schema import Checked
+    from tailbench.submission.validate import Checked
 
 LOCK_WAIT_SECONDS = 120.0  # a copy takes milliseconds; a longer wait means a stuck holder
 
@@ -111,7 +111,7 @@ def copy_record(checked: Checked, target: Path, replace: bool) -> tuple[str, str
 
 
 def submit(run_dirs: list[Path], results: Path, replace: bool = False) -> list[Outcome]:
-    from tailbench.results.schema import validate_run
+    from tailbench.submission.validate import validate_run
 
     sources = [d for root in run_dirs for d in find_run_dirs(root)]
     check_writable(results, "--results")
