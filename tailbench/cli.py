@@ -167,9 +167,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         raise UserError(f"--results {args.results} is not a folder of run records; run `tailbench run` first or point --results at one")
     from tailbench.leaderboard.build import build_leaderboard
 
-    for path in build_leaderboard(args.results, args.out):
+    problems: list[str] = []
+    for path in build_leaderboard(args.results, args.out, problems):
         print(f"wrote {path}")
-    return 0
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return 2 if problems else 0
 
 
 def cmd_data(args: argparse.Namespace) -> int:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
+import io
 import json
 
 import numpy as np
@@ -132,3 +134,23 @@ def test_the_clean_protocol_starts_from_the_clean_image_and_drawn_from_the_drawn
         members = y[from_clean.chosen] == c
         assert from_clean.image_ekld[members].mean().item() == pytest.approx(from_clean.ekld[c].item(), rel=1e-12)
         assert from_clean.image_consistency[members].mean().item() == pytest.approx(from_clean.consistency[c].item(), rel=1e-12)
+
+
+def test_the_leaderboard_computes_per_image_metrics_and_reports_an_unusable_file(cli, digits_record, tmp_path):
+    good = copy_of(digits_record, tmp_path / "results", "good")
+    board = tmp_path / "board"
+    outcome = cli("leaderboard", "--results", str(tmp_path / "results"), "--out", str(board))
+    assert outcome.code == 0, outcome.err
+    row = next(csv.DictReader(io.StringIO((board / "summary.csv").read_text())))
+    assert 0 <= float(row["ece_mean"]) <= 1 and row["per_image"] == "true"
+    assert row["balanced_accuracy_ci_kind"] == "seeds × images"  # one seed, yet an interval from its test images
+    assert float(row["balanced_accuracy_ci_low"]) <= float(row["balanced_accuracy_mean"]) <= float(row["balanced_accuracy_ci_high"])
+    assert (board / "reliability_digits-lt_epochs=1.png").is_file()
+
+    (good / PER_IMAGE).write_bytes(b"\x1f\x8b garbage")
+    outcome = cli("leaderboard", "--results", str(tmp_path / "results"), "--out", str(board))
+    assert outcome.code == 2
+    assert len(outcome.err.strip().splitlines()) == 1 and str(good) in outcome.err and PER_IMAGE in outcome.err
+    row = next(csv.DictReader(io.StringIO((board / "summary.csv").read_text())))
+    assert row["ece_mean"] == "" and row["per_image"] == "false" and float(row["balanced_accuracy_mean"]) > 0  # the rest still built
+    assert not (board / "reliability_digits-lt_epochs=1.png").exists()

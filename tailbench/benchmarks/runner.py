@@ -7,6 +7,7 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from tailbench.benchmarks import provenance
@@ -16,7 +17,6 @@ from tailbench.benchmarks.runtime import Runtime, choose_runtime, make_determini
 from tailbench.devices import device_kind, device_name, resolve_device
 from tailbench.benchmarks.evaluation import per_class_accuracy, predict_log_probs
 from tailbench.benchmarks.invariance import measure_invariance
-from tailbench.benchmarks.metrics import summarize
 from tailbench.benchmarks.progress import print_run_summary
 from tailbench.console import console
 from tailbench.recipes.recipe import Recipe
@@ -30,6 +30,7 @@ from tailbench.models import create_model
 from tailbench.models.wrappers import InputNormalization
 from tailbench.nuisance import get_family
 from tailbench.results import SCHEMA_VERSION, per_image
+from tailbench.results.metrics import RunTables, stored_summary
 from tailbench.results.record import RunRecord
 from tailbench.results.store import PER_IMAGE, is_complete, json_safe, run_dir, write_run
 from tailbench.storage.writable import check_writable
@@ -174,7 +175,7 @@ def evaluate(
             row[f"ekld_{family_name}"] = ekld[family_name][k]
             row[f"consistency_{family_name}"] = consistency[family_name][k]
         rows.append(row)
-    summary = summarize(counts, test_acc.tolist(), overall, val_acc.tolist(), ekld, consistency)
+    summary = stored_summary(RunTables(pd.DataFrame(rows), tuple(data.invariance_families), accuracy=overall))
     if any(v is not None and isinstance(v, float) and math.isnan(v) for v in summary.values()):
         raise UserError("evaluation produced NaN summary metrics; the model's predictions are not finite")
     probs = test_lp.float().exp()

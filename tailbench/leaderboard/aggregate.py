@@ -7,6 +7,7 @@ from functools import cached_property
 
 import pandas as pd
 
+from tailbench.leaderboard.intervals import MetricInterval, entry_intervals
 from tailbench.results.records import StoredRun
 
 
@@ -15,6 +16,9 @@ class Stat:
     mean: float | None
     std: float | None  # sample standard deviation (ddof = 1); None for fewer than two values
     n: int
+    low: float | None = None  # the 95 % interval of the mean (tailbench.leaderboard.intervals)
+    high: float | None = None
+    interval_kind: str | None = None
 
 
 @dataclass
@@ -29,8 +33,9 @@ class Entry:
 
     @cached_property
     def summaries(self) -> pd.DataFrame:
-        """One row per seed, one column per summary number (missing: NaN)."""
-        return pd.DataFrame([r.summary for r in self.runs], index=self.seeds, dtype=float)
+        """One row per seed, one column per metric (tailbench.results.metrics, computed from each
+        record's tables) and per method-own summary number; missing: NaN."""
+        return pd.DataFrame([r.metrics for r in self.runs], index=self.seeds, dtype=float)
 
     @cached_property
     def stats(self) -> pd.DataFrame:
@@ -38,12 +43,21 @@ class Entry:
         values = self.summaries
         return pd.DataFrame({"mean": values.mean(), "std": values.std(ddof=1), "n": values.count()})
 
+    @cached_property
+    def intervals(self) -> dict[str, MetricInterval]:
+        return entry_intervals(self)
+
     def metric(self, key: str) -> Stat:
         if key not in self.stats.index:
             return Stat(None, None, 0)
         row = self.stats.loc[key]
         n = int(row["n"])
-        return Stat(float(row["mean"]) if n else None, float(row["std"]) if n > 1 else None, n)
+        if not n:
+            return Stat(None, None, 0)
+        found = self.intervals.get(key)
+        interval = found.interval if found else None
+        return Stat(float(row["mean"]), float(row["std"]) if n > 1 else None, n,
+                    interval.low if interval else None, interval.high if interval else None, found.kind if found else None)
 
     @property
     def external_code(self) -> list[str]:
@@ -57,6 +71,11 @@ class Entry:
         numeric = pd.concat(frames).drop(columns="class_name").select_dtypes("number").groupby(level=0).mean()
         numeric.insert(0, "class_name", frames[0]["class_name"])
         return numeric.reset_index()
+
+    @property
+    def has_images(self) -> bool:
+        """Every run keeps usable per-image evidence."""
+        return all(run.evidence[0] is not None for run in self.runs)
 
     @property
     def families(self) -> list[str]:

@@ -3,7 +3,8 @@
 Writes LEADERBOARD.md, index.html, summary.csv (one row per entry), per_class.csv (one row per
 entry and class, means over seeds), reported.csv (the papers' numbers) and per benchmark the
 plots head_tail_<benchmark>.png (head vs tail third, bars over methods), ekld_vs_count_<benchmark>.png
-and acc_vs_count_<benchmark>.png (per-class curves, one panel per method). Plots of benchmarks that
+and acc_vs_count_<benchmark>.png (per-class curves, one panel per method) and, for entries that
+keep per-image evidence, reliability_<benchmark>.png (reliability diagrams). Plots of benchmarks that
 no longer have records are removed. The bytes depend on the records alone (sorted everywhere, no
 timestamps, fixed PNG metadata), so the committed leaderboard can be checked to be current.
 
@@ -31,12 +32,13 @@ from tailbench.leaderboard.html import render_html
 from tailbench.leaderboard.markdown import benchmark_section, render
 from tailbench.leaderboard.overview import SIGNIFICANCE_HEADER, render_overview, significance_rows, sorted_entries
 from tailbench.leaderboard.plots import accuracy_vs_count_png, ekld_vs_count_png
+from tailbench.leaderboard.reliability import drawable, reliability_png
 from tailbench.leaderboard.reported import Reported, by_benchmark, load_reported
 from tailbench.results.records import iter_runs
 from tailbench.storage.atomic import write_atomic
 from tailbench.storage.writable import check_writable
 
-PLOT_PREFIXES = ("head_tail_", "ekld_vs_count_", "acc_vs_count_")  # every plot benchmark_plots draws
+PLOT_PREFIXES = ("head_tail_", "ekld_vs_count_", "acc_vs_count_", "reliability_")  # every plot benchmark_plots draws
 
 
 def safe_file_name(benchmark: str) -> str:
@@ -73,14 +75,15 @@ def _ordered_union(lists) -> list[str]:
 
 def summary_csv(grouped: dict[str, list[Entry]]) -> bytes:
     all_entries = [entry for group in grouped.values() for entry in group]
-    keys = _ordered_union(run.summary for entry in all_entries for run in entry.runs)
-    header = ["benchmark", "method", "n_seeds", "seeds"] + [f"{k}_{s}" for k in keys for s in ("mean", "std")]
+    keys = _ordered_union(run.metrics for entry in all_entries for run in entry.runs)
+    header = ["benchmark", "method", "n_seeds", "seeds", "per_image"]
+    header += [f"{k}_{s}" for k in keys for s in ("mean", "std", "ci_low", "ci_high", "ci_kind")]
     rows = []
     for entry in all_entries:
-        row: list[object] = [entry.benchmark, entry.method, len(entry.runs), " ".join(str(s) for s in entry.seeds)]
+        row: list[object] = [entry.benchmark, entry.method, len(entry.runs), " ".join(str(s) for s in entry.seeds), str(entry.has_images).lower()]
         for key in keys:
             value = entry.metric(key)
-            row += [value.mean, value.std]
+            row += [value.mean, value.std, value.low, value.high, value.interval_kind if value.mean is not None else None]
         rows.append(row)
     return csv_text(header, rows)
 
@@ -118,14 +121,21 @@ def benchmark_plots(benchmark: str, group: list[Entry]) -> list[tuple[str, Calla
     if group[0].families:
         plots.append(("ekld_vs_count_", ekld_vs_count_png, f"per-class eKLD against class size on {benchmark}"))
     plots.append(("acc_vs_count_", accuracy_vs_count_png, f"per-class test accuracy against class size on {benchmark}"))
+    if drawable(group):
+        plots.append(("reliability_", reliability_png, f"reliability diagrams (accuracy against confidence) per method on {benchmark}"))
     return plots
 
 
-def render_files(results: Path) -> dict[str, bytes]:
-    """File name -> bytes of the whole leaderboard folder."""
+def render_files(results: Path, problems: list[str] | None = None) -> dict[str, bytes]:
+    """File name -> bytes of the whole leaderboard folder. A record whose per-image evidence cannot
+    be used still shows, with — for the metrics that need it; its one-line reason is appended to
+    `problems`."""
     if not results.is_dir():
         raise UserError(f"--results {results} is not a folder of run records; run `tailbench run` first or point --results at one")
-    grouped = entries(iter_runs(results))
+    runs = iter_runs(results)
+    if problems is not None:
+        problems.extend(reason for run in runs if (reason := run.evidence[1]))
+    grouped = entries(runs)
     reported_rows = load_reported()
     reported = by_benchmark(reported_rows)
     files: dict[str, bytes] = {}
@@ -154,9 +164,9 @@ def render_files(results: Path) -> dict[str, bytes]:
     return files
 
 
-def build_leaderboard(results: Path, out: Path) -> list[Path]:
+def build_leaderboard(results: Path, out: Path, problems: list[str] | None = None) -> list[Path]:
     check_writable(out, "--out")
-    files = render_files(results)
+    files = render_files(results, problems)
     written = []
     for name in sorted(files):
         write_atomic(out / name, files[name])

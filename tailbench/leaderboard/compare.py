@@ -1,9 +1,11 @@
 """`tailbench compare DATASET METHOD_A METHOD_B [--results DIR]`: two entries of one benchmark.
 
 Prints (1) per class: test accuracy and eKLD per invariance family of A and B, each the mean over
-that entry's seeds, and their difference B - A; (2) paired over the seeds both entries share: for
-each summary number, the mean and the sample standard deviation (ddof = 1) of the per-seed
-differences B - A. Reads run records only (JSON and CSV).
+that entry's seeds, and their difference B - A; (2) for each metric of the leaderboard's table
+(tailbench.results.metrics) and the method-own numbers: A's and B's mean with its 95 % bootstrap
+interval (tailbench.leaderboard.intervals), and, paired over the seeds both entries share, the
+mean and sample standard deviation (ddof = 1) of the differences B - A, the paired t-test's 95 %
+interval of that mean and its p-value (stats.paired_seed_test). Reads run records only.
 """
 
 from __future__ import annotations
@@ -20,13 +22,8 @@ from tailbench.errors import UserError
 if TYPE_CHECKING:  # pandas and the records load only when the command runs, not at CLI start
     import pandas as pd
 
-    from tailbench.leaderboard.aggregate import Entry
-
-ACCURACY_KEYS = [
-    "accuracy", "balanced_accuracy", "many_shot_accuracy", "medium_shot_accuracy", "few_shot_accuracy",
-    "tail_accuracy", "worst_class_accuracy",
-]
-
+    from tailbench.leaderboard.aggregate import Entry, Stat
+    from tailbench.leaderboard.stats import PairedTest
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("compare", help="per-class and paired per-seed differences between two methods on one benchmark")
@@ -45,6 +42,10 @@ class Paired:
     mean_diff: float | None  # B - A
     std_diff: float | None  # ddof = 1; None with fewer than two shared seeds
     n: int
+    a: Stat | None = None  # each side's mean with its 95 % interval
+    b: Stat | None = None
+    test: PairedTest | None = None  # None with fewer than two shared seeds
+    higher_is_better: bool | None = None
 
 
 @dataclass
@@ -76,12 +77,14 @@ def find_entries(results: Path, benchmark: str, method_a: str, method_b: str) ->
     return by_method[method_a], by_method[method_b]
 
 
-def summary_keys(a: Entry, b: Entry) -> list[str]:
-    keys = list(ACCURACY_KEYS)
-    for family in a.families:
-        keys += [f"ekld_{family}", f"tail_ekld_{family}", f"consistency_{family}", f"spearman_ekld_count_{family}"]
-    learned = sorted({k for e in (a, b) for r in e.runs for k in r.summary if k.startswith("learned_")})
-    return keys + learned
+def compared_metrics(a: Entry, b: Entry) -> dict[str, bool | None]:
+    """Metric key -> which way is better: the leaderboard's columns and stored numbers, then the
+    method-own numbers (learned_*, neither way better)."""
+    from tailbench.results.metrics import metrics_for
+
+    keys = {m.key: m.higher_is_better for m in metrics_for(a.families) if m.column or m.stored}
+    keys.update({k: None for k in sorted(set(a.learned_keys) | set(b.learned_keys))})
+    return keys
 
 
 def _float(value: float) -> float | None:
@@ -101,17 +104,21 @@ def compare(results: Path, benchmark: str, method_a: str, method_b: str) -> Comp
         per_class[f"{column}_b"] = table_b[column].to_numpy()
         per_class[f"{column}_diff"] = per_class[f"{column}_b"] - per_class[f"{column}_a"]
     shared = sorted(set(a.seeds) & set(b.seeds))
-    keys = summary_keys(a, b)
+    from tailbench.leaderboard.stats import paired_seed_test
+
+    better = compared_metrics(a, b)
+    keys = list(better)
     values_a = a.summaries.reindex(index=shared, columns=keys)
     values_b = b.summaries.reindex(index=shared, columns=keys)
     both = values_a.notna() & values_b.notna()  # a seed counts for a number when both entries have it
     values_a, values_b = values_a.where(both), values_b.where(both)
     diffs = values_b - values_a
-    paired = [
-        Paired(key, _float(values_a[key].mean()), _float(values_b[key].mean()), _float(diffs[key].mean()),
-               _float(diffs[key].std(ddof=1)), int(diffs[key].count()))
-        for key in keys
-    ]
+    paired = []
+    for key in keys:
+        pairs_b, pairs_a = values_b[key].dropna().to_dict(), values_a[key].dropna().to_dict()
+        test = paired_seed_test(pairs_b, pairs_a, higher_is_better=better[key] is not False) if better[key] is not None else None
+        paired.append(Paired(key, _float(values_a[key].mean()), _float(values_b[key].mean()), _float(diffs[key].mean()),
+                             _float(diffs[key].std(ddof=1)), int(diffs[key].count()), a.metric(key), b.metric(key), test, better[key]))
     return Comparison(benchmark, a, b, per_class, shared, paired)
 
 
@@ -121,15 +128,24 @@ def _num(value: float | None, scale: float, digits: int, signed: bool = False) -
     return f"{value * scale:{'+' if signed else ''}.{digits}f}"
 
 
-def _scale(metric: str) -> tuple[float, int]:
-    """Accuracies and consistencies in percent; eKLD and correlations as they are."""
-    if metric.endswith("accuracy") or metric.startswith("consistency_"):
-        return 100.0, 1
-    return 1.0, 3
+def _scale(metric: str, families) -> tuple[float, int]:
+    """As the leaderboard shows the metric (percent for accuracies); method-own numbers as they are."""
+    from tailbench.results.metrics import by_key
+
+    found = by_key(families).get(metric)
+    return (found.display.scale, found.display.digits) if found else (1.0, 3)
+
+
+def _with_interval(value: Stat | None, scale: float, digits: int) -> str:
+    if value is None or value.mean is None:
+        return "—"
+    text = _num(value.mean, scale, digits)
+    return text + (f" [{_num(value.low, scale, digits)}, {_num(value.high, scale, digits)}]" if value.low is not None else "")
 
 
 def print_comparison(result: Comparison) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(width=160)
@@ -150,12 +166,16 @@ def print_comparison(result: Comparison) -> None:
     if not result.shared_seeds:
         print(f"no shared seeds (A: {result.a.seeds}, B: {result.b.seeds}): no paired differences")
         return
-    paired = Table("metric", "A", "B", "mean Δ (B - A)", "std Δ", "seeds",
-                   title=f"paired over shared seeds {', '.join(map(str, result.shared_seeds))} (accuracy and consistency in %)")
+    paired = Table("metric", "A [95 % interval]", "B [95 % interval]", "mean Δ (B - A)", "std Δ", "95 % interval of Δ", "p", "B vs A", "seeds",
+                   title=escape(f"A and B: mean over all their seeds [95 % bootstrap interval]; Δ paired over shared seeds "
+                                f"{', '.join(map(str, result.shared_seeds))} (paired t-test, p < 0.05); accuracies in %"))
     for p in result.paired:
-        scale, digits = _scale(p.metric)
-        paired.add_row(p.metric, _num(p.mean_a, scale, digits), _num(p.mean_b, scale, digits),
-                       _num(p.mean_diff, scale, digits, True), _num(p.std_diff, scale, digits), str(p.n))
+        scale, digits = _scale(p.metric, families)
+        test = p.test
+        paired.add_row(p.metric, _with_interval(p.a, scale, digits), _with_interval(p.b, scale, digits),
+                       _num(p.mean_diff, scale, digits, True), _num(p.std_diff, scale, digits),
+                       f"[{_num(test.low, scale, digits, True)}, {_num(test.high, scale, digits, True)}]" if test else "—",
+                       f"{test.p_value:.3g}" if test else "—", test.verdict if test else "—", str(p.n))
     console.print(paired)
 
 

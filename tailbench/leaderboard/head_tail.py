@@ -10,7 +10,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from tailbench.leaderboard.aggregate import Entry
-from tailbench.leaderboard.plots import _png, _text, entry_label, new_figure
+from tailbench.leaderboard.plots import _text, entry_label, new_figure, png_bytes
 
 PARTS = (("head", "head third (largest classes)", "#4c78a8"), ("tail", "tail third (smallest classes)", "#e4772a"))
 BAR_HEIGHT = 0.38
@@ -86,4 +86,4 @@ def head_tail_figure(benchmark: str, entries: list[Entry]):
 
 
 def head_tail_png(benchmark: str, entries: list[Entry]) -> bytes:
-    return _png(head_tail_figure(benchmark, entries))
+    return png_bytes(head_tail_figure(benchmark, entries))

@@ -18,9 +18,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from tailbench.leaderboard.aggregate import Entry, Stat
-from tailbench.leaderboard.markdown import ACCURACY_COLUMNS, learned_label
+from tailbench.leaderboard.intervals import interval_kind
+from tailbench.leaderboard.markdown import learned_label, with_interval
 from tailbench.leaderboard.plots import plots_note
 from tailbench.leaderboard.reported import Reported
+from tailbench.results.metrics import Display, table_columns
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -59,11 +61,11 @@ def _number(value: float | None) -> str:
     return "" if value is None else repr(float(value))
 
 
-def stat_cell(value: Stat, scale: float, digits: int) -> Cell:
+def stat_cell(value: Stat, display: Display) -> Cell:
+    """mean [95 % interval], sorted by the mean."""
     if value.mean is None:
         return Cell("—", "")
-    text = f"{value.mean * scale:.{digits}f}" + (f" ± {value.std * scale:.{digits}f}" if value.std is not None else "")
-    return Cell(text, _number(value.mean))
+    return Cell(with_interval(value, display), _number(value.mean))
 
 
 def number_cell(value: float | None, scale: float, digits: int) -> Cell:
@@ -83,22 +85,16 @@ def count_cell(value: float) -> Cell:
 def entries_table(benchmark: str, entries: list[Entry]) -> dict:
     families = entries[0].families
     learned = sorted({k for entry in entries for k in entry.learned_keys})
-    columns = [Column("method", "text"), Column("seeds", "number")] + [Column(f"{label} (%)", "number") for _, label in ACCURACY_COLUMNS]
-    for family in families:
-        columns += [Column(f"eKLD {family}", "number"), Column(f"tail eKLD {family}", "number"), Column(f"ρ(eKLD, n) {family}", "number")]
+    metrics = table_columns(families)
+    columns = [Column("method", "text"), Column("seeds", "number")]
+    columns += [Column(m.label + (f" ({m.display.unit})" if m.display.unit else ""), "number") for m in metrics]
     if learned:
         columns.append(Column("learned invariance", "text"))
     rows = []
     for entry in entries:
         external = "; ".join(entry.external_code)
         cells = [text_cell(entry.method, code=True, external=external), count_cell(len(entry.runs))]
-        cells += [stat_cell(entry.metric(key), 100.0, 1) for key, _ in ACCURACY_COLUMNS]
-        for family in families:
-            cells += [
-                stat_cell(entry.metric(f"ekld_{family}"), 1.0, 3),
-                stat_cell(entry.metric(f"tail_ekld_{family}"), 1.0, 3),
-                stat_cell(entry.metric(f"spearman_ekld_count_{family}"), 1.0, 2),
-            ]
+        cells += [stat_cell(entry.metric(m.key), m.display) for m in metrics]
         if learned:
             parts = []
             for key in entry.learned_keys:
@@ -107,7 +103,7 @@ def entries_table(benchmark: str, entries: list[Entry]) -> dict:
                 parts.append(f"{learned_label(key)} {text}")
             cells.append(text_cell("; ".join(parts) or "—"))
         rows.append(cells)
-    return {"columns": columns, "rows": rows, "caption": f"{benchmark}: reproduced from run records, mean ± std over seeds"}
+    return {"columns": columns, "rows": rows, "caption": f"{benchmark}: reproduced from run records, mean over seeds [95 % bootstrap interval: {interval_kind(entries)}]"}
 
 
 def per_class_details(entry: Entry) -> dict:

@@ -65,7 +65,7 @@ def new_figure(width: float, height: float):
     return plt.figure(figsize=(width, height), layout="constrained")
 
 
-def _png(fig) -> bytes:
+def png_bytes(fig) -> bytes:
     buffer = io.BytesIO()
     # Fixed metadata keeps the PNG bytes a function of the records alone.
     fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
@@ -202,8 +202,8 @@ def accuracy_vs_count_figure(benchmark: str, entries: list[Entry]):
 
 
 def ekld_vs_count_png(benchmark: str, entries: list[Entry]) -> bytes:
-    return _png(ekld_vs_count_figure(benchmark, entries))
+    return png_bytes(ekld_vs_count_figure(benchmark, entries))
 
 
 def accuracy_vs_count_png(benchmark: str, entries: list[Entry]) -> bytes:
-    return _png(accuracy_vs_count_figure(benchmark, entries))
+    return png_bytes(accuracy_vs_count_figure(benchmark, entries))

@@ -120,16 +120,13 @@ def improvement_interval(x_tasks: Sequence[np.ndarray], y_tasks: Sequence[np.nda
     return stratified_interval([*x_tasks, *y_tasks], statistic, **options)
 
 
-def seed_and_image_interval(runs: Sequence[tuple[np.ndarray, np.ndarray]], num_classes: int,
-                            metric: Callable[[np.ndarray], np.ndarray], *, confidence: float = CONFIDENCE,
-                            resamples: int = IMAGE_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> Interval:
-    """Percentile bootstrap interval of the mean over seeds of metric(per-class means).
+def resampled_runs(runs: Sequence[tuple[np.ndarray, np.ndarray]], num_classes: int, *, resamples: int = IMAGE_RESAMPLES,
+                   seed: int = BOOTSTRAP_SEED) -> np.ndarray:
+    """[resamples, runs, C]: per resample, the seeds drawn with replacement and, within every drawn
+    run, each class's images drawn with replacement (a class keeps its count), as per-class means.
 
-    runs: per seed, (values, classes) of its images (e.g. 0/1 correctness of every test image,
-    or the eKLD of the images it sampled; no NaN). Each resample draws the seeds with replacement,
-    then, within every drawn run, each class's images with replacement (a class keeps its count).
-    metric maps per-class means [..., C] to [...] (e.g. their mean: balanced accuracy); a class
-    with no images in a run has a NaN mean.
+    runs: per seed, (values, classes) of its images (e.g. 0/1 correctness of every test image, or
+    the eKLD of the images it sampled; no NaN); a class with no images in a run has a NaN mean.
     """
     if not runs:
         raise ValueError("an interval needs at least one run")
@@ -139,9 +136,38 @@ def seed_and_image_interval(runs: Sequence[tuple[np.ndarray, np.ndarray]], num_c
     for index, (values, classes) in enumerate(runs):
         slots = np.flatnonzero(drawn.ravel() == index)
         per_class[slots] = resampled_class_means(values, classes, num_classes, slots.size, rng)
-    replicates = np.asarray(metric(per_class.reshape(resamples, len(runs), num_classes)), dtype=float).mean(axis=1)
+    return per_class.reshape(resamples, len(runs), num_classes)
+
+
+def percentile_interval(replicates: np.ndarray, confidence: float = CONFIDENCE) -> Interval | None:
+    replicates = np.asarray(replicates, dtype=float)
+    replicates = replicates[~np.isnan(replicates)]
+    if not replicates.size:
+        return None
     low, high = np.percentile(replicates, [50 * (1 - confidence), 50 * (1 + confidence)])
     return Interval(float(low), float(high))
+
+
+def seed_and_image_interval(runs: Sequence[tuple[np.ndarray, np.ndarray]], num_classes: int,
+                            metric: Callable[[np.ndarray], np.ndarray], *, confidence: float = CONFIDENCE,
+                            resamples: int = IMAGE_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> Interval:
+    """Percentile bootstrap interval of the mean over seeds of metric(per-class means), seeds and
+    then test images within classes resampled (`resampled_runs`); metric maps per-class means
+    [..., C] to [...] (e.g. their mean: balanced accuracy)."""
+    per_class = resampled_runs(runs, num_classes, resamples=resamples, seed=seed)
+    return percentile_interval(np.asarray(metric(per_class), dtype=float).mean(axis=1), confidence)
+
+
+def seed_means_interval(values: np.ndarray, *, confidence: float = CONFIDENCE, resamples: int = SEED_RESAMPLES,
+                        seed: int = BOOTSTRAP_SEED) -> Interval | None:
+    """interval_over_seeds for many resamples cheaply (numpy, one draw): the percentile interval
+    of the mean of the seed values drawn with replacement; None with fewer than two values."""
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    if values.size < 2:
+        return None
+    drawn = np.random.default_rng(seed).integers(0, values.size, size=(resamples, values.size))
+    return percentile_interval(values[drawn].mean(axis=1), confidence)
 
 
 def resampled_class_means(values: np.ndarray, classes: np.ndarray, num_classes: int, resamples: int,
@@ -155,9 +181,13 @@ def resampled_class_means(values: np.ndarray, classes: np.ndarray, num_classes: 
     if np.isnan(values).any():
         raise ValueError("values hold NaN: pass only the images that were measured")
     means = np.full((resamples, num_classes), np.nan)
+    binary = bool(np.all((values == 0) | (values == 1)))
     for c in range(num_classes):
         own = values[classes == c]
         if own.size == 0:
+            continue
+        if binary:  # the same distribution as drawing own.size of the 0/1 values, without drawing them
+            means[:, c] = rng.binomial(own.size, own.mean(), size=resamples) / own.size
             continue
         block = max(1, _IMAGE_BLOCK // own.size)
         for start in range(0, resamples, block):

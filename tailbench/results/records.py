@@ -11,15 +11,18 @@ from __future__ import annotations
 import io
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
 import pandas as pd
 
 from tailbench.errors import UserError
+from tailbench.results import per_image
+from tailbench.results.metrics import RunTables, compute
 from tailbench.results.record import RunRecord
 from tailbench.storage.safe_json import MAX_BYTES, JsonTooLarge, loads_bounded
-from tailbench.results.store import DONE, PER_CLASS, RESULT
+from tailbench.results.store import DONE, PER_CLASS, PER_IMAGE, RESULT
 
 _GONE = (FileNotFoundError, NotADirectoryError)
 
@@ -46,6 +49,31 @@ class StoredRun:
     @property
     def summary(self) -> dict[str, float | None]:
         return self.record.summary.as_dict()
+
+    @cached_property
+    def evidence(self) -> tuple[pd.DataFrame | None, str | None]:
+        """The per-image table (None when the record has none or it is unusable) and, when the
+        record lists one that cannot be used, the one-line reason."""
+        listed = self.record.per_image
+        if listed is None:
+            return None, None
+        try:
+            data = (self.directory / PER_IMAGE).read_bytes()
+        except OSError as error:
+            return None, f"{self.directory / PER_IMAGE}: cannot be read ({error.strerror or error})"
+        problems = per_image.check(data, listed.model_dump(), list(self.record.dataset.invariance_families), self.per_class)
+        if problems:
+            field, why = problems[0]
+            return None, f"{self.directory}: {field} {why}; its per-image metrics show —"
+        return per_image.decode(data), None
+
+    @cached_property
+    def metrics(self) -> dict[str, float | None]:
+        """Every metric of tailbench.results.metrics computed from the record's tables, then the
+        method's own summary numbers (learned_*) as stored."""
+        values = compute(RunTables(self.per_class, tuple(self.record.dataset.invariance_families), self.evidence[0]))
+        values.update({key: value for key, value in self.summary.items() if key not in values})
+        return values
 
     @property
     def result(self) -> dict:

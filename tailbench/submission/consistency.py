@@ -1,8 +1,9 @@
 """A record checked as a whole: its summary must be what its own per_class.csv gives.
 
-`check_consistency(result, per_class_bytes, manifest)` recomputes every summary metric from the
-per-class table with the very function the harness wrote it with
-(tailbench.benchmarks.metrics.summarize), and compares each with the stored number. The overall
+`check_consistency(result, per_class_bytes, manifest)` recomputes every stored summary
+metric from the per-class table with the very table the harness wrote it with
+(tailbench.results.metrics, `stored=True`), and compares each with the stored number; metrics
+added after a record was made are computed when it is read and never make it fail. The overall
 accuracy comes from the per-class accuracies weighted by the test counts; every per-class
 accuracy must itself be a whole number of correct images out of that class's count. A summary
 number a method adds of its own (e.g. `learned_*`) is not derived from the table and is not
@@ -16,6 +17,9 @@ import csv
 import io
 import math
 
+import pandas as pd
+
+from tailbench.results.metrics import RunTables, stored_summary
 from tailbench.results.store import PER_CLASS
 
 # Both numbers come from the same float64 values through the same code; only the overall
@@ -44,17 +48,9 @@ def _whole_counts(rates: list[float], counts: list[int], column: str) -> list[tu
 
 
 def recomputed_summary(result: dict, rows: list[dict[str, str]]) -> dict[str, float | None]:
-    from tailbench.benchmarks.metrics import summarize
-
-    families = list(result["dataset"]["invariance_families"])
-    train = [int(row["train_count"]) for row in rows]
-    test_counts = [int(row["test_count"]) for row in rows]
-    test_acc = _floats(rows, "test_acc")
-    correct = math.fsum(round(acc * n) for acc, n in zip(test_acc, test_counts) if n > 0)
-    accuracy = correct / sum(test_counts)
-    ekld = {family: _floats(rows, f"ekld_{family}") for family in families}
-    consistency = {family: _floats(rows, f"consistency_{family}") for family in families}
-    return summarize(train, test_acc, accuracy, _floats(rows, "val_acc"), ekld, consistency)
+    """The stored metrics of the table (tailbench.results.metrics), from the per-class rows."""
+    table = pd.DataFrame({column: _floats(rows, column) for column in rows[0] if column != "class_name"} if rows else {})
+    return stored_summary(RunTables(table, tuple(result["dataset"]["invariance_families"])))
 
 
 def _agree(stored: float | None, recomputed: float | None) -> bool:
