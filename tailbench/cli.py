@@ -175,6 +175,26 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 2 if problems else 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from tailbench.datasets import get_dataset
+
+    builder = get_dataset(args.dataset, parse_assignments("--dataset-opt", args.dataset_opt))  # a bad name: said before any data loads
+    if args.format not in ("npz", "imagefolder"):
+        raise UserError(f"--format {args.format!r} is not one of npz, imagefolder")
+    from tailbench.exports import check_target
+
+    check_target(args.out)
+    from tailbench.api import load_benchmark
+    from tailbench.exports import export
+
+    bench = load_benchmark(args.dataset, args.data_dir, options=parse_assignments("--dataset-opt", args.dataset_opt),
+                           allow_unverified_data=args.allow_unverified_data)
+    record = export(bench.data, bench.name, args.format, args.out)
+    sizes = ", ".join(f"{split} {size:,}" for split, size in record["split_sizes"].items())
+    print(f"wrote {args.out}: {builder.dataset_id} as {args.format} ({sizes} images, {len(record['files']):,} files), {args.out / 'MANIFEST.json'}")
+    return 0
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     from tailbench.datasets import get_dataset
     from tailbench.datasets.sources import default_data_dir, removing_new_empty_folders
@@ -295,6 +315,15 @@ def build_parser() -> argparse.ArgumentParser:
     rerun_command.add_parser(sub)
     compare_command.add_parser(sub)
     __import__("tailbench.generative.cli", fromlist=["add_parser"]).add_parser(sub)  # tailbench generator train|show
+
+    p = sub.add_parser("export", help="write a benchmark's frozen splits as npz arrays or an image folder, with a checksum manifest")
+    p.add_argument("dataset")
+    p.add_argument("--format", required=True, metavar="npz|imagefolder", help="npz: x, y arrays per split; imagefolder: PNGs in class folders")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="a new or empty folder")
+    cli_options.dataset_opt(p)
+    cli_options.data_dir(p)
+    p.add_argument("--allow-unverified-data", action="store_true", help="use dataset files whose checksums are not pinned")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("data", help="dataset files")
     data_sub = p.add_subparsers(dest="action", required=True, parser_class=OneLineParser)
