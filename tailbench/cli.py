@@ -19,6 +19,7 @@ from tailbench.errors import Terminated, UserError, os_error_line, run_signals
 from tailbench.leaderboard import compare as compare_command
 from tailbench.options import parse_assignments
 from tailbench.submission import submit as submit_command
+from tailbench.storage.folders import require_folder
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -163,8 +164,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    if not args.results.is_dir():
-        raise UserError(f"--results {args.results} is not a folder of run records; run `tailbench run` first or point --results at one")
+    require_folder(args.results, f"--results {args.results}", "run `tailbench run` first or point --results at a folder of run records")
     from tailbench.leaderboard.build import build_leaderboard
 
     problems: list[str] = []

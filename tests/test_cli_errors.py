@@ -29,7 +29,7 @@ import pytest
         (["run", "--dataset", "digits-lt", "--method", "ce", "--device", "tpu"], "--device 'tpu'"),
         (["run", "--dataset", "digits-lt", "--method", "ce", "--method-file", "missing.py"], "no such Python file"),
         (["describe", "nope"], "unknown dataset 'nope'"),
-        (["leaderboard", "--results", "does-not-exist"], "is not a folder of run records"),
+        (["leaderboard", "--results", "does-not-exist"], "--results does-not-exist does not exist"),
         (["frobnicate"], "invalid choice"),
     ],
 )

@@ -43,8 +43,14 @@ def test_the_lying_record_of_the_issue_is_refused(digits_record, cli, tmp_path):
                                   "tail_ekld_rot": 0.0, "spearman_ekld_count_rot": 1.0})
 
     edit_result(candidate, lie)
-    line = submit_line(cli, candidate, tmp_path)
-    assert "summary.accuracy: 0.999 is not what per_class.csv gives" in line and "(and 4 more problems)" in line
+    results = tmp_path / "results"
+    outcome = cli("submit", candidate, "--results", results)
+    assert outcome.code == 2 and not results.exists() and "Traceback" not in outcome.err
+    head, *problems = outcome.err.strip().splitlines()
+    assert head.endswith(": 5 problems")  # every problem listed, one per line
+    assert problems[0].strip().startswith("summary.accuracy: 0.999 is not what per_class.csv gives")
+    assert {p.strip().split(":")[0] for p in problems} == {
+        "summary.accuracy", "summary.tail_accuracy", "summary.worst_class_accuracy", "summary.tail_ekld_rot", "summary.spearman_ekld_count_rot"}
 
 
 SUMMARY_KEYS = [

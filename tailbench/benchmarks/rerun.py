@@ -27,6 +27,7 @@ from tailbench import cli_options
 from tailbench.recipes.recipe import RECIPE_OVERRIDES
 from tailbench.errors import UserError
 from tailbench.results.store import PER_IMAGE
+from tailbench.storage.folders import require_folder
 
 if TYPE_CHECKING:
     from tailbench.results.record import RunRecord
@@ -108,8 +109,7 @@ def changed_code(record: RunRecord) -> list[str]:
 def entry_runs(results: Path, benchmark: str, method: str) -> list[StoredRun]:
     from tailbench.results.records import iter_runs
 
-    if not results.is_dir():
-        raise UserError(f"--results {results} is not a folder of run records")
+    require_folder(results, f"--results {results}", "point --results at a folder of run records")
     runs = [r for r in iter_runs(results / benchmark / method) if r.benchmark == benchmark and r.method == method] if (results / benchmark / method).is_dir() else []
     if not runs:
         known = sorted({f"{r.benchmark} {r.method}" for r in iter_runs(results)})

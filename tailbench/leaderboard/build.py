@@ -22,7 +22,6 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from tailbench.errors import UserError
 from tailbench.leaderboard.aggregate import Entry, entries
 from tailbench.leaderboard.findings import recipe_rank
 from tailbench.leaderboard.findings import render as render_findings
@@ -37,6 +36,7 @@ from tailbench.leaderboard.reported import Reported, by_benchmark, load_reported
 from tailbench.results.records import iter_runs
 from tailbench.storage.atomic import write_atomic
 from tailbench.storage.writable import check_writable
+from tailbench.storage.folders import require_folder
 
 PLOT_PREFIXES = ("head_tail_", "ekld_vs_count_", "acc_vs_count_", "reliability_")  # every plot benchmark_plots draws
 
@@ -130,8 +130,7 @@ def render_files(results: Path, problems: list[str] | None = None) -> dict[str, 
     """File name -> bytes of the whole leaderboard folder. A record whose per-image evidence cannot
     be used still shows, with — for the metrics that need it; its one-line reason is appended to
     `problems`."""
-    if not results.is_dir():
-        raise UserError(f"--results {results} is not a folder of run records; run `tailbench run` first or point --results at one")
+    require_folder(results, f"--results {results}", "run `tailbench run` first or point --results at a folder of run records")
     runs = iter_runs(results)
     if problems is not None:
         problems.extend(reason for run in runs if (reason := run.evidence[1]))

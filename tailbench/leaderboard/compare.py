@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from tailbench import cli_options
 from tailbench.errors import UserError
+from tailbench.storage.folders import require_folder
 
 if TYPE_CHECKING:  # pandas and the records load only when the command runs, not at CLI start
     import pandas as pd
@@ -62,8 +63,7 @@ def find_entries(results: Path, benchmark: str, method_a: str, method_b: str) ->
     from tailbench.leaderboard.aggregate import entries
     from tailbench.results.records import iter_runs
 
-    if not results.is_dir():
-        raise UserError(f"--results {results} is not a folder of run records")
+    require_folder(results, f"--results {results}", "point --results at a folder of run records")
     grouped = entries(iter_runs(results))
     if benchmark not in grouped:
         known = ", ".join(grouped) or "none"

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from typing import TYPE_CHECKING
@@ -35,6 +35,7 @@ from tailbench.errors import UserError
 from tailbench.storage.locks import LockBusy, exclusive
 from tailbench.results.store import RECORD_FILES, clean_leftovers, run_dir, stage_and_publish
 from tailbench.storage.writable import check_writable
+from tailbench.storage.folders import require_folder
 
 if TYPE_CHECKING:  # the record models and readers load when the command runs, not at CLI start
     from tailbench.submission.validate import Checked
@@ -54,8 +55,7 @@ def find_run_dirs(root: Path) -> list[Path]:
     """root itself when it is a run folder, else every run folder below it (sorted)."""
     from tailbench.results.records import visible_folders
 
-    if not root.is_dir():
-        raise UserError(f"{root} is not a folder; pass run folders (OUT/<benchmark>/<method>/seed-<seed>) or a folder above them")
+    require_folder(root, str(root), "pass run folders (OUT/<benchmark>/<method>/seed-<seed>) or a folder above them")
     if any((root / name).exists() for name in RECORD_FILES):
         return [root]
     found = {folder for folder, files in visible_folders(root) if any(name in files for name in RECORD_FILES)}
@@ -69,6 +69,8 @@ class Outcome:
     source: Path
     status: str  # "copied", "replaced", "unchanged", "rejected"
     detail: str
+    problems: list[str] = field(default_factory=list)  # a rejected record's problems (up to 20, then how many more)
+    problem_count: int = 0
 
 
 def same_record(target: Path, checked: Checked) -> bool:
@@ -120,7 +122,7 @@ def submit(run_dirs: list[Path], results: Path, replace: bool = False) -> list[O
     for source in sources:
         checked = validate_run(source)
         if not checked.ok:
-            outcomes.append(Outcome(source, "rejected", checked.reason()))
+            outcomes.append(Outcome(source, "rejected", checked.reason(), checked.reasons(), len(checked.problems)))
             continue
         record = checked.record
         target = run_dir(results, record.benchmark, record.entry, record.seed)
@@ -136,7 +138,11 @@ def submit(run_dirs: list[Path], results: Path, replace: bool = False) -> list[O
 def cmd_submit(args: argparse.Namespace) -> int:
     outcomes = submit(args.run_dirs, args.results, args.replace)
     for outcome in outcomes:
-        if outcome.status == "rejected":
+        if outcome.status == "rejected" and outcome.problem_count > 1:
+            print(f"tailbench submit: rejected {outcome.source}: {outcome.problem_count} problems", file=sys.stderr)
+            for line in outcome.problems:
+                print(f"  {line}", file=sys.stderr)
+        elif outcome.status == "rejected":
             print(f"tailbench submit: rejected {outcome.source}: {outcome.detail}", file=sys.stderr)
         else:
             print(f"{outcome.status} {outcome.source}: {outcome.detail}")

@@ -37,6 +37,9 @@ MAX_FILE_BYTES = MAX_BYTES
 
 
 # -- the record as read from disk -----------------------------------------------------------------
+SHOWN_PROBLEMS = 20  # problems listed per rejected record
+
+
 @dataclass
 class Checked:
     directory: Path
@@ -50,10 +53,18 @@ class Checked:
         return not self.problems
 
     def reason(self) -> str:
-        """The first problem, as `field: reason`, plus how many more there are."""
+        """The first problem, as `field: reason`, plus how many more there are (one line, for
+        listings that give a record one line, such as the leaderboard's)."""
         where, why = self.problems[0]
         more = f" (and {len(self.problems) - 1} more problem{'s' if len(self.problems) > 2 else ''})" if len(self.problems) > 1 else ""
         return f"{where}: {why}{more}"
+
+    def reasons(self, limit: int = SHOWN_PROBLEMS) -> list[str]:
+        """Every problem as `field: reason`, up to `limit`, then how many more there are."""
+        lines = [f"{where}: {why}" for where, why in self.problems[:limit]]
+        if len(self.problems) > limit:
+            lines.append(f"... and {len(self.problems) - limit} more")
+        return lines
 
 
 def _read(directory: Path, name: str, checked: Checked) -> None:
