@@ -42,12 +42,13 @@ from typing import ClassVar
 import numpy as np
 
 from tailbench.datasets.base import DatasetBuilder, SourceArrays
+from tailbench.datasets.counted import CountedTotals
 from tailbench.datasets.longtail import long_tailed_manifest
-from tailbench.datasets.manifest import Manifest, load_frozen
+from tailbench.datasets.manifest import Manifest
 from tailbench.datasets.profiles import exp_sizes
 from tailbench.datasets.registry import register_dataset
 from tailbench.datasets.sources import (
-    MissingFiles, default_data_dir, is_data_file, is_data_folder, list_folder, missing_files_error, unpinned, unreadable, verify,
+    default_data_dir, is_data_file, is_data_folder, list_folder, missing_files_error, unpinned, unreadable, verify,
 )
 from tailbench.errors import UserError
 from tailbench.families import NATURAL_FAMILIES
@@ -203,7 +204,7 @@ def auto_n_max(sorted_totals: list[int], ratio: float, val_per_class: int) -> in
 
 
 @register_dataset("gtsrb-lt")
-class GtsrbLT(DatasetBuilder):
+class GtsrbLT(CountedTotals, DatasetBuilder):
     num_classes = NUM_CLASSES
     options = {"ratio": 100, "n_max": 0, "val_per_class": 30}
     recipe = "gtsrb-lt"
@@ -223,27 +224,12 @@ class GtsrbLT(DatasetBuilder):
         if not isinstance(val, int) or val < 1:
             raise UserError(f"dataset option val_per_class={val!r} for {self.name!r} must be a positive integer")
 
-    def official_totals(self, data_dir: Path | None = None) -> dict[str, list[int]] | None:
-        """Not published for this training set: counted from the files (in data_dir, else the
-        default data folder) when they are there; files there but unreadable are reported as such."""
-        try:
-            return counted_totals(data_dir or default_data_dir())
-        except MissingFiles:
-            if data_dir is not None:
-                raise
-            return None
+    def count_totals(self, data_dir: Path) -> dict[str, list[int]]:
+        return counted_totals(data_dir)
 
-    def manifest(self, source_totals: dict[str, list[int]] | None = None, data_dir: Path | None = None) -> tuple[Manifest, bool]:
-        if source_totals is None and load_frozen(self.dataset_id) is None:
-            source_totals = self.official_totals(data_dir)
-            if source_totals is None:
-                where = default_data_dir()
-                raise UserError(
-                    f"{self.dataset_id}: no frozen manifest is committed yet and the per-class totals of GTSRB's "
-                    f"26,640-image training set are only known from the files; put them under {where / 'gtsrb'} "
-                    f"({HOW_TO_GET.format(data_dir=where)}) or pass --data-dir, and run this again"
-                )
-        return super().manifest(source_totals)
+    def where_the_totals_are(self, folder: Path) -> str:
+        return (f"the per-class totals of GTSRB's 26,640-image training set are only known from the files; put them under "
+                f"{folder / 'gtsrb'} ({HOW_TO_GET.format(data_dir=folder)}) or pass --data-dir")
 
     def make_manifest(self, source_totals: dict[str, list[int]]) -> Manifest:
         totals = source_totals["train"]

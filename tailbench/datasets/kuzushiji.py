@@ -30,10 +30,11 @@ from typing import ClassVar
 import numpy as np
 
 from tailbench.datasets.base import SourceArrays
+from tailbench.datasets.counted import CountedTotals
 from tailbench.datasets.controlled import ZipfControlled, register_nuisance_variants
 from tailbench.datasets.longtail import long_tailed_manifest
-from tailbench.datasets.manifest import Manifest, load_frozen
-from tailbench.datasets.sources import MissingFiles, default_data_dir, find_first, missing_files_error, read_bytes, verify
+from tailbench.datasets.manifest import Manifest
+from tailbench.datasets.sources import find_first, missing_files_error, read_bytes, verify
 from tailbench.errors import UserError
 
 CLASS_NAMES = [
@@ -108,7 +109,7 @@ def fitted_ranks(totals: list[int], sizes_by_rank: list[int], reserve: int, rng:
     return ranks
 
 
-class Kuzushiji49LT(ZipfControlled):
+class Kuzushiji49LT(CountedTotals, ZipfControlled):
     num_classes = 49
     recipe = "k49"
     source = "Kuzushiji-49 (Clanuwat et al. 2018): 232,365 train + 38,547 test images, 28x28 grey, 49 hiragana"
@@ -116,27 +117,12 @@ class Kuzushiji49LT(ZipfControlled):
     citation = "Zhou et al., Do Deep Networks Transfer Invariances Across Classes?, ICLR 2022"
     frozen_option_sets: ClassVar[list[dict[str, object]]] = [{}]
 
-    def official_totals(self, data_dir: Path | None = None) -> dict[str, list[int]] | None:
-        """Not published: counted from the label files (in data_dir, else the default data folder)
-        when they are there. Files that are there but unreadable or corrupt are reported as such."""
-        try:
-            return counted_totals(data_dir or default_data_dir())
-        except MissingFiles:
-            if data_dir is not None:
-                raise
-            return None
+    def count_totals(self, data_dir: Path) -> dict[str, list[int]]:
+        return counted_totals(data_dir)
 
-    def manifest(self, source_totals: dict[str, list[int]] | None = None, data_dir: Path | None = None) -> tuple[Manifest, bool]:
-        if source_totals is None and load_frozen(self.dataset_id) is None:
-            source_totals = self.official_totals(data_dir)
-            if source_totals is None:
-                folder = default_data_dir()
-                raise UserError(
-                    f"{self.dataset_id}: no frozen manifest is committed yet and Kuzushiji-49's per-class totals are only "
-                    f"known from its label files; put the four k49-*.npz files in {folder / 'k49'} "
-                    f"({HOW_TO_GET.format(data_dir=folder)}) or pass --data-dir, and run this again"
-                )
-        return super().manifest(source_totals)
+    def where_the_totals_are(self, folder: Path) -> str:
+        return (f"Kuzushiji-49's per-class totals are only known from its label files; put the four k49-*.npz files in "
+                f"{folder / 'k49'} ({HOW_TO_GET.format(data_dir=folder)}) or pass --data-dir")
 
     def make_manifest(self, source_totals: dict[str, list[int]]) -> Manifest:
         sizes_by_rank = self.zipf_sizes()

@@ -105,15 +105,11 @@ class DeferredResampling(ResamplingRule):
         return self.weights if epoch >= self.ctx.first_lr_step else None
 
 
-@register_method("rw")
-class Reweighting(MethodPart):
-    """Loss weights w_c = (1 - beta) / (1 - beta^n_c), scaled to sum to C, from the first epoch
-    (Cui et al. 2019; LDAM-DRW's 'Reweight' rule, kaidic/LDAM-DRW cifar_train.py lines 192-198)."""
+class ReweightingRule(MethodPart):
+    """What ``rw`` and ``drw`` share: the effective-number loss weights (with ``beta``)."""
 
     kind = "rule"
     capture_safe = True  # rules act between steps: sample orders and loss weights per epoch
-    description = "class-balanced loss weights from effective numbers, (1 - beta) / (1 - beta^n_c), summing to C"
-    paper = "Cui et al., CVPR 2019 (effective number)"
     hparams = {"beta": 0.9999}
 
     @classmethod
@@ -123,30 +119,28 @@ class Reweighting(MethodPart):
     def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
         super().__init__(ctx, hp)
         self.weights = effective_number_weights(ctx, float(hp["beta"]))
+
+
+@register_method("rw")
+class Reweighting(ReweightingRule):
+    """Loss weights w_c = (1 - beta) / (1 - beta^n_c), scaled to sum to C, from the first epoch
+    (Cui et al. 2019; LDAM-DRW's 'Reweight' rule, kaidic/LDAM-DRW cifar_train.py lines 192-198)."""
+
+    description = "class-balanced loss weights from effective numbers, (1 - beta) / (1 - beta^n_c), summing to C"
+    paper = "Cui et al., CVPR 2019 (effective number)"
 
     def loss_weights(self, epoch: int) -> torch.Tensor | None:
         return self.weights
 
 
 @register_method("drw")
-class DeferredReweighting(MethodPart):
+class DeferredReweighting(ReweightingRule):
     """No loss weights until the recipe's first lr step, ``rw``'s weights after (LDAM-DRW's 'DRW'
     rule, kaidic/LDAM-DRW cifar_train.py lines 199-206: beta = 0, i.e. all-ones weights, before
     epoch 160, its first lr decay; beta = 0.9999 after)."""
 
-    kind = "rule"
-    capture_safe = True  # rules act between steps: sample orders and loss weights per epoch
     description = "unweighted loss until the recipe's first lr step, rw's effective-number weights after"
     paper = "Cao et al., NeurIPS 2019; weights of Cui et al., CVPR 2019"
-    hparams = {"beta": 0.9999}
-
-    @classmethod
-    def check_hparams(cls, hp: dict[str, object]) -> None:
-        check_beta(cls.name, hp)
-
-    def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
-        super().__init__(ctx, hp)
-        self.weights = effective_number_weights(ctx, float(hp["beta"]))
 
     def loss_weights(self, epoch: int) -> torch.Tensor | None:
         return self.weights if epoch >= self.ctx.first_lr_step else None
