@@ -141,6 +141,7 @@ class Evaluation:
     summary: dict[str, float | None]
     metrics: dict[str, float | None]
     per_image: bytes
+    runtime: dict  # how the device ran the evaluation (provenance.runtime of a record)
 
 
 def evaluate(model: torch.nn.Module, benchmark: Benchmark, *, seed: int = 0, device: str = "auto") -> Evaluation:
@@ -164,7 +165,7 @@ def evaluate(model: torch.nn.Module, benchmark: Benchmark, *, seed: int = 0, dev
     from tailbench.results import per_image
 
     metrics = compute(RunTables(per_class, benchmark.invariance_families, per_image.decode(evidence)))
-    return Evaluation(benchmark.name, per_class, summary, metrics, evidence)
+    return Evaluation(benchmark.name, per_class, summary, metrics, evidence, {**runtime.to_json(), "train_step": "none (evaluation only)"})
 
 
 def check_output(model: torch.nn.Module, data: LongTailedData, device: torch.device) -> None:

@@ -175,6 +175,43 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 2 if problems else 0
 
 
+def cmd_rerun(args: argparse.Namespace) -> int:
+    """A harness run is retrained (benchmarks/rerun.py); a model trained outside tailbench is
+    re-evaluated from its checkpoint (outside.py)."""
+    from tailbench.benchmarks.rerun import chosen_run, entry_runs
+
+    if args.device not in (None, "cpu", "cuda"):
+        raise UserError(f"--device {args.device!r} is not one of cpu, cuda (default: the record's device type)")
+    run = chosen_run(entry_runs(args.results, args.benchmark, args.method), args.benchmark, args.method, args.seed)
+    if run.record.outside is None:
+        if args.checkpoint is not None:
+            raise UserError(f"--checkpoint is for models trained outside tailbench; {run.record.describe()} was trained by tailbench")
+        return rerun_command.cmd_rerun(args)
+    from tailbench.outside import reevaluate
+
+    return 0 if reevaluate(run, args.checkpoint, args.device, args.data_dir) else 1
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from tailbench.datasets import get_dataset
+    from tailbench.outside import model_options, parse_card
+
+    card = parse_card(args.card)  # every cheap check before torch loads
+    get_dataset(args.dataset)
+    from tailbench.benchmarks.config import check_device_choice
+
+    check_device_choice(args.device)
+    from tailbench.outside import evaluate_outside
+
+    directory = evaluate_outside(
+        args.dataset, args.model_file, args.checkpoint, card, model_options=model_options(parse_assignments("--model-opt", args.model_opt)),
+        seed=args.seed, device=args.device, out=args.out, data_dir=args.data_dir, recipe=args.recipe,
+        allow_unverified_data=args.allow_unverified_data, force=args.force,
+    )
+    print(f"wrote {directory} (a model trained outside tailbench; submit it with `tailbench submit {directory}`)")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from tailbench.datasets import get_dataset
 
@@ -313,8 +350,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_leaderboard)
     submit_command.add_parser(sub)
     rerun_command.add_parser(sub)
+    sub.choices["rerun"].set_defaults(func=cmd_rerun)  # outside models are re-evaluated, not retrained
     compare_command.add_parser(sub)
     __import__("tailbench.generative.cli", fromlist=["add_parser"]).add_parser(sub)  # tailbench generator train|show
+
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint trained elsewhere and write a record marked as trained outside tailbench")
+    p.add_argument("--dataset", required=True, help="a dataset name; see `tailbench list datasets`")
+    p.add_argument("--model-file", required=True, metavar="FILE.py|timm:NAME", help="a Python file defining build_model(num_classes, image_shape, **options), or timm:NAME")
+    p.add_argument("--checkpoint", required=True, type=Path, metavar="FILE", help="the weights: a state dict saved by torch.save (loaded with weights_only)")
+    p.add_argument("--model-opt", action="append", metavar="KEY=VALUE", help="an option for build_model or timm.create_model, repeatable")
+    p.add_argument("--card", action="append", metavar="KEY=VALUE",
+                   help="model card, all required: name=, url=, training_data=, test_used_for_selection=yes|no")
+    p.add_argument("--seed", type=limits.seed, default=0, help="the seed of the eKLD draws")
+    p.add_argument("--recipe", help="the recipe whose evaluation settings apply (default: the dataset's)")
+    cli_options.device(p)
+    cli_options.out(p, Path("runs"), "folder to write the record into")
+    cli_options.data_dir(p)
+    p.add_argument("--allow-unverified-data", action="store_true", help="use dataset files whose checksums are not pinned")
+    p.add_argument("--force", action="store_true", help="evaluate again over an existing record")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("export", help="write a benchmark's frozen splits as npz arrays or an image folder, with a checksum manifest")
     p.add_argument("dataset")

@@ -71,7 +71,7 @@ def test_leaderboard_from_run_records(runs, cli, tmp_path):
     result = cli("leaderboard", "--results", runs / "digits-lt", "--out", tmp_path / "board")
     assert result.code == 0
     text = (tmp_path / "board" / "LEADERBOARD.md").read_text()
-    assert "## digits-lt" in text and "| `ce` | 2 |" in text
+    assert "## digits-lt" in text and "| `ce` | 2ⁱ |" in text
     plot = tmp_path / "board" / "ekld_vs_count_digits-lt.png"
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     [run] = [r for r in iter_runs(runs / "digits-lt") if r.seed == 0]

@@ -46,6 +46,7 @@ def add_parser(subparsers) -> None:
     cli_options.data_dir(p)
     cli_options.method_file(p)
     p.add_argument("--allow-changed-code", action="store_true", help="rerun even if a part's code differs from the code the record ran")
+    p.add_argument("--checkpoint", type=Path, metavar="FILE", help="for a model trained outside tailbench: its checkpoint, to re-evaluate it")
     p.set_defaults(func=cmd_rerun)
 
 
@@ -208,16 +209,23 @@ def print_comparison(title: str, rows: list[Row], how: str) -> None:
     print(f"tolerance: {how}")
 
 
+def chosen_run(runs: list[StoredRun], benchmark: str, method: str, seed: int | None) -> StoredRun:
+    """The entry's run of that seed (default: its smallest seed)."""
+    if seed is None:
+        return runs[0]
+    matching = [r for r in runs if r.seed == seed]
+    if not matching:
+        raise UserError(f"{benchmark} {method} has no seed {seed}; its seeds: {', '.join(str(r.seed) for r in runs)}")
+    return matching[0]
+
+
 def rerun(results: Path, benchmark: str, method: str, seed: int | None, tolerance: float | None,
           device: str | None = None, data_dir: Path | None = None, allow_changed_code: bool = False) -> bool:
     runs = entry_runs(results, benchmark, method)
-    if seed is None:
-        record = runs[0]
-    else:
-        matching = [r for r in runs if r.seed == seed]
-        if not matching:
-            raise UserError(f"{benchmark} {method} has no seed {seed}; its seeds: {', '.join(str(r.seed) for r in runs)}")
-        record = matching[0]
+    record = chosen_run(runs, benchmark, method, seed)
+    if record.record.outside is not None:
+        raise UserError(f"{record.record.describe()} was trained outside tailbench, so its training cannot be rerun; "
+                        "re-evaluate it with `tailbench rerun ... --checkpoint FILE`")
     changes = changed_code(record.record)
     if changes and not allow_changed_code:
         raise UserError(f"{changes[0]}; pass that code with --method-file, or --allow-changed-code to rerun with this code anyway")

@@ -73,6 +73,11 @@ class Entry:
         return numeric.reset_index()
 
     @property
+    def outside(self):
+        """The OutsideModel of an entry trained outside tailbench (its first seed's), else None."""
+        return self.runs[0].record.outside
+
+    @property
     def has_images(self) -> bool:
         """Every run keeps usable per-image evidence."""
         return all(run.evidence[0] is not None for run in self.runs)

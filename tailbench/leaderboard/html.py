@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import base64
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 from tailbench.leaderboard.aggregate import Entry, Stat
 from tailbench.leaderboard.intervals import interval_kind
-from tailbench.leaderboard.markdown import learned_label, with_interval
+from tailbench.leaderboard.markdown import card_text, learned_label, with_interval
 from tailbench.leaderboard.plots import plots_note
 from tailbench.leaderboard.reported import Reported
 from tailbench.results.metrics import Display, table_columns
@@ -41,6 +41,7 @@ class Cell:
     code: bool = False
     wrap: bool = False
     external: str = ""  # for an entry's method cell: the parts from outside tailbench
+    outside: str = ""  # for an entry's method cell: the model card of a model trained outside tailbench
 
 
 @lru_cache(maxsize=1)
@@ -93,7 +94,10 @@ def entries_table(benchmark: str, entries: list[Entry]) -> dict:
     rows = []
     for entry in entries:
         external = "; ".join(entry.external_code)
-        cells = [text_cell(entry.method, code=True, external=external), count_cell(len(entry.runs))]
+        method_cell = text_cell(entry.method, code=True, external=external)
+        if entry.outside is not None:
+            method_cell = replace(method_cell, outside=card_text(entry.outside))
+        cells = [method_cell, count_cell(len(entry.runs))]
         cells += [stat_cell(entry.metric(m.key), m.display) for m in metrics]
         if learned:
             parts = []

@@ -27,6 +27,14 @@ def with_interval(value: Stat, display: Display) -> str:
     return text
 
 
+def card_text(outside) -> str:
+    """An outside model's card and identity, in one line of plain text."""
+    card = outside.card
+    return (f"{card.name} ({card.url}); trained on: {card.training_data}; test split used for model selection: "
+            f"{'yes' if card.test_used_for_selection else 'no'}; checkpoint sha256 {outside.checkpoint.sha256[:12]}…, "
+            f"{outside.parameters:,} parameters, built by {outside.model.kind} {outside.model.name}")
+
+
 def tailedness_text(entries: list[Entry]) -> str:
     """The benchmark's long-tailedness (HeroLT's measures) from its training class sizes."""
     counts = entries[0].runs[0].per_class["train_count"].to_numpy()
@@ -111,7 +119,8 @@ def benchmark_section(benchmark: str, entries: list[Entry], plot_names: list[tup
                   f"Cells: mean over seeds [95 % percentile bootstrap interval: {interval_kind(entries)}]."]
         lines += ["", "| " + " | ".join(headers) + " |", "|" + "|".join(["---"] * len(headers)) + "|"]
         for entry in entries:
-            cells = [code(entry.method) + (" ‡" if entry.external_code else ""), str(len(entry.runs)) + ("ⁱ" if entry.has_images else "")]
+            marks = (" ‡" if entry.external_code else "") + (" †" if entry.outside is not None else "")
+            cells = [code(entry.method) + marks, str(len(entry.runs)) + ("ⁱ" if entry.has_images else "")]
             cells += [with_interval(entry.metric(m.key), m.display) for m in columns]
             if learned:
                 cells.append(escape(learned_cell(entry)))
@@ -119,6 +128,9 @@ def benchmark_section(benchmark: str, entries: list[Entry], plot_names: list[tup
         external = [f"{code(entry.method)}: {escape(', '.join(entry.external_code))}" for entry in entries if entry.external_code]
         if external:
             lines += ["", "‡ runs method parts from outside tailbench (their run records hold the source): " + "; ".join(external) + "."]
+        outside = [f"{code(entry.method)}: {escape(card_text(entry.outside))}" for entry in entries if entry.outside is not None]
+        if outside:
+            lines += ["", "† trained outside tailbench and evaluated by `tailbench evaluate` (no tailbench training to rerun): " + "; ".join(outside) + "."]
         if plot_names:
             lines += ["", escape(plots_note(entries))]
         for name, alt in plot_names:

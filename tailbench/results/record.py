@@ -140,7 +140,7 @@ class PartRecord(Model):
 
 class MethodRecord(Model):
     spec: Text
-    parts: Annotated[list[PartRecord], Field(min_length=1)]
+    parts: list[PartRecord]  # at least one, except for a model trained outside tailbench (RunRecord.outside)
     hparams: dict[str, dict[str, JsonValue]]
     changed: dict[str, JsonValue] | None = None  # None: a version-1 record that changed nothing
 
@@ -257,6 +257,51 @@ class PerImageRecord(Model):
     rows: Positive
 
 
+OUTSIDE_PREFIX = "outside:"  # the method spec of a model trained outside tailbench: outside:<card name>
+
+
+class ModelCard(Model):
+    """What the submitter of an outside model says about it (`tailbench evaluate --card`)."""
+
+    name: Text
+    url: Text  # the paper or the code
+    training_data: Text  # what it was trained on (e.g. "the train split of `tailbench export`")
+    test_used_for_selection: bool  # whether the test split chose checkpoints or hyper-parameters
+
+
+class CheckpointRecord(Model):
+    file: Text
+    bytes: Positive
+    sha256: Sha256
+
+
+class ModelSource(Model):
+    """How the network was built: a model file (its text kept) or a timm model by name."""
+
+    kind: Literal["file", "timm"]
+    name: Text  # the file's name, or the timm model name
+    sha256: Sha256 | None = None  # of the file's text
+    text: str | None = None
+    options: dict[str, JsonValue]  # --model-opt
+
+    @model_validator(mode="after")
+    def _text_iff_file(self) -> ModelSource:
+        if self.kind == "file" and (self.text is None or self.sha256 is None):
+            raise problems_error([("text", "missing: a model file's text and sha256 are recorded")])
+        if self.kind == "file" and hashlib.sha256(self.text.encode()).hexdigest() != self.sha256:
+            raise problems_error([("sha256", "is not the sha256 of the recorded text")])
+        return self
+
+
+class OutsideModel(Model):
+    """A record of a model trained outside tailbench and evaluated by `tailbench evaluate`."""
+
+    card: ModelCard
+    checkpoint: CheckpointRecord
+    model: ModelSource
+    parameters: Positive
+
+
 # -- the record ------------------------------------------------------------------------------------
 class RunRecord(Model):
     schema_version: Literal[1, 2]
@@ -269,6 +314,7 @@ class RunRecord(Model):
     history: list[EpochRecord]
     provenance: Provenance
     per_image: PerImageRecord | None = None  # absent in records made before runs kept per-image evidence
+    outside: OutsideModel | None = None  # a model trained outside tailbench: evaluated, not trained (no history)
 
     @property
     def entry(self) -> str:
@@ -317,6 +363,15 @@ class RunRecord(Model):
             if bad:
                 problems.append((key, bad))
         method = self.method
+        if self.outside is not None:
+            expected = OUTSIDE_PREFIX + self.outside.card.name
+            if method.spec != expected or method.parts or method.hparams or method.changed:
+                problems.append(("method", f"of an outside model must be spec {expected!r} with no parts, hyper-parameters or changes"))
+            return problems
+        if not method.parts:
+            return problems + [("method.parts", "is empty; a method has at least one part")]
+        if method.spec.startswith(OUTSIDE_PREFIX):
+            return problems + [("method.spec", f"{OUTSIDE_PREFIX}... names a model trained outside tailbench; such a record has an `outside` field")]
         names = [part.name for part in method.parts]
         if method.spec != "+".join(names):
             problems.append(("method.spec", f"{method.spec!r} does not match its parts {'+'.join(names)!r}"))
@@ -347,6 +402,8 @@ class RunRecord(Model):
 
     def _history_rules(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
+        if self.outside is not None:
+            return [("history", "must be empty: a model trained outside tailbench has no tailbench training")] if self.history else []
         if len(self.history) != self.recipe.epochs:
             problems.append(("history", f"has {len(self.history)} epochs; recipe.epochs is {self.recipe.epochs}"))
         for i, epoch in enumerate(self.history):
