@@ -167,7 +167,7 @@ def evaluate_outside(dataset: str, model_file: str, checkpoint: Path, card: dict
     """Evaluate the checkpoint and write its record; returns the record's folder."""
     from tailbench import api
     from tailbench.benchmarks import provenance
-    from tailbench.benchmarks.runner import build_record
+    from tailbench.benchmarks.runner import build_record, dataset_record
     from tailbench.devices import device_name, resolve_device
     from tailbench.results import SCHEMA_VERSION
     from tailbench.results.record import OUTSIDE_PREFIX
@@ -182,8 +182,8 @@ def evaluate_outside(dataset: str, model_file: str, checkpoint: Path, card: dict
         raise UserError(f"{directory} already holds a record; pass --force to evaluate again, or another --card name")
     check_writable(directory, "--out")
     network = build_network(spec, bench.num_classes, bench.image_shape)
-    data = checkpoint.read_bytes() if checkpoint.is_file() else b""
-    load_weights(network, load_state_dict(checkpoint), checkpoint)
+    load_weights(network, load_state_dict(checkpoint), checkpoint)  # says so when the file is missing or no state dict
+    data = checkpoint.read_bytes()
     started = datetime.now(timezone.utc)
     result = api.evaluate(network, bench, seed=seed, device=device)
     target = resolve_device(device)
@@ -191,12 +191,7 @@ def evaluate_outside(dataset: str, model_file: str, checkpoint: Path, card: dict
     record = {
         "schema_version": SCHEMA_VERSION,
         "benchmark": bench.name,
-        "dataset": {
-            "name": data_record.name, "id": data_record.dataset_id, "options": data_record.options, "num_classes": data_record.num_classes,
-            "manifest_sha256": data_record.manifest_sha256, "manifest_frozen": data_record.manifest_frozen,
-            "nuisance": data_record.nuisance, "invariance_families": list(data_record.invariance_families), "sources": data_record.sources,
-            "train_size": len(data_record.train), "val_size": len(data_record.val), "test_size": len(data_record.test),
-        },
+        "dataset": dataset_record(data_record),
         "method": {"spec": entry, "parts": [], "hparams": {}, "changed": {}},
         "seed": seed,
         "recipe": bench.recipe.to_json(),

@@ -87,12 +87,7 @@ def train_and_record(
     result = {
         "schema_version": SCHEMA_VERSION,
         "benchmark": benchmark,
-        "dataset": {
-            "name": data.name, "id": data.dataset_id, "options": data.options, "num_classes": data.num_classes,
-            "manifest_sha256": data.manifest_sha256, "manifest_frozen": data.manifest_frozen,
-            "nuisance": data.nuisance, "invariance_families": list(data.invariance_families), "sources": data.sources,
-            "train_size": len(data.train), "val_size": len(data.val), "test_size": len(data.test),
-        },
+        "dataset": dataset_record(data),
         "method": method.describe(),
         "seed": config.seed,
         "recipe": recipe.to_json(),
@@ -114,6 +109,16 @@ def train_and_record(
         print_run_summary(f"{benchmark} / {entry} / seed {config.seed}", per_class, summary, data.invariance_families)
         console.print(f"wrote {directory} in {wall:.0f} s")
     return directory
+
+
+def dataset_record(data: LongTailedData) -> dict:
+    """The record's `dataset` field for the data a run (or an outside evaluation) used."""
+    return {
+        "name": data.name, "id": data.dataset_id, "options": data.options, "num_classes": data.num_classes,
+        "manifest_sha256": data.manifest_sha256, "manifest_frozen": data.manifest_frozen,
+        "nuisance": data.nuisance, "invariance_families": list(data.invariance_families), "sources": data.sources,
+        "train_size": len(data.train), "val_size": len(data.val), "test_size": len(data.test),
+    }
 
 
 def place_model(recipe: Recipe, data: LongTailedData, method: ComposedMethod, device: torch.device) -> tuple[torch.nn.Module, Runtime]:
