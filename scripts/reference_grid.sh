@@ -7,6 +7,8 @@
 #           generator (dim 32, batch 8, 3,000 iterations: the GPU measurements' dim 64, batch 32 would
 #           make the nine GIT runs 15 to 22 CPU-hours, docs/PERFORMANCE.md), and the eKLD-protocol
 #           measurement (ce and ce+drs+git on fmnist-bg-lt, seed 0, protocol drawn);
+#   tier smoke: the `fmnist-cpu` short-training records (scripts/cpu_grid.sh, about 75 min and
+#           6 min a GIT generator), so that they too rerun under the current code;
 #   tier 2: ce+drw, ldam+drw, bsce, ce+drs+augerino, ce+drs+msr, ce+mixup, ce+drs+remix.
 # Configuration (docs/PERFORMANCE.md, "CPU configuration for the reference grid"): two runs side
 # by side, one thread each (--jobs 2 --cpus-per-run 1): as fast as one run on two threads, eager,
@@ -16,14 +18,14 @@
 # runs; the whole grid (101 runs) about 35 hours of the machine, over many sessions.
 #
 # Usage, from the project root of a clean checkout at the commit the records should name:
-#   nice -n 19 scripts/reference_grid.sh OUT [TIER...]      (default tiers: 1 2)
+#   nice -n 19 scripts/reference_grid.sh OUT [TIER...]      (default tiers: 1 smoke 2)
 # Records land in OUT/results, generators in OUT/cache. Rerunning skips complete runs and resumes
 # checkpointed ones (and generators from their checkpoints). Then
 #   tailbench submit OUT/results --results results && make leaderboard
 set -uo pipefail
 OUT=${1:?usage: scripts/reference_grid.sh OUT [TIER...]}
 shift
-TIERS=("${@:-1 2}")
+TIERS=("${@:-1 smoke 2}")
 TIERS=(${TIERS[@]})
 cd "$(dirname "$0")/.." || exit 2
 mkdir -p "$OUT"
@@ -55,11 +57,17 @@ for tier in "${TIERS[@]}"; do
       sweep tier1-protocol --datasets fmnist-bg-lt --methods ce --seeds 0 --ekld-protocol drawn --jobs "$JOBS"
       sweep tier1-protocol --datasets fmnist-bg-lt --methods ce+drs+git "${GIT[@]}" --seeds 0 --ekld-protocol drawn --jobs "$JOBS"
       ;;
+    smoke)
+      local_t0=$(date +%s)
+      echo "== $(date '+%F %T') smoke: scripts/cpu_grid.sh"
+      PYTHON="$PY" scripts/cpu_grid.sh "$OUT/results" >> "$OUT/smoke.log" 2>&1 || status=1
+      echo "   $(( $(date +%s) - local_t0 )) s; $(find "$OUT/results" -name done 2>/dev/null | wc -l) records in $OUT/results"
+      ;;
     2)
       sweep tier2 --datasets fmnist-bg-lt,fmnist-dil-lt,fmnist-rot-lt \
         --methods ce+drw,ldam+drw,bsce,ce+drs+augerino,ce+drs+msr,ce+mixup,ce+drs+remix --seeds 0,1,2 --jobs "$JOBS"
       ;;
-    *) echo "unknown tier $tier (1 or 2)" >&2; exit 2 ;;
+    *) echo "unknown tier $tier (1, smoke or 2)" >&2; exit 2 ;;
   esac
 done
 exit $status

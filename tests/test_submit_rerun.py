@@ -211,6 +211,38 @@ def test_recorded_cpu_threads_reads_what_device_name_writes():
     assert recorded_cpu_threads("NVIDIA H200") is None
 
 
+CPUINFO = """processor\t: 0
+model name\t: Intel(R) Xeon(R) Platinum 8480+
+flags\t\t: fpu sse2 sse4_1 sse4_2 fma avx avx2 avx512f avx512bw amx_tile ht f16c
+"""
+
+
+def test_the_record_names_the_cpus_vector_instructions():
+    from tailbench.benchmarks.provenance import cpu_model, cpu_vector_isa
+
+    assert cpu_model(CPUINFO) == "Intel(R) Xeon(R) Platinum 8480+"
+    assert cpu_vector_isa(CPUINFO) == "amx_tile avx avx2 avx512bw avx512f f16c fma sse4_1 sse4_2"
+    assert cpu_vector_isa("processor: 0\n") == ""
+
+
+def test_the_rerun_says_whether_the_cpu_can_reproduce_the_record(monkeypatch, record, cli, tmp_path):
+    from tailbench.benchmarks import rerun as rerun_module
+    from tailbench.benchmarks.provenance import cpu_vector_isa
+
+    here = {"cpu": "X", "cpu_vector_isa": cpu_vector_isa(CPUINFO)}
+    monkeypatch.setattr(rerun_module, "machine", lambda: here)
+    assert "the record does not name its CPU's vector instructions" in rerun_module.cpu_kind_note({"platform": "Linux"})
+    assert "an exact match is expected" in rerun_module.cpu_kind_note(dict(here))
+    other = rerun_module.cpu_kind_note({"cpu": "Y", "cpu_vector_isa": "avx avx2 fma sse4_1 sse4_2 avx512_vnni"})
+    assert "lacks: avx512_vnni; adds: amx_tile avx512bw avx512f f16c" in other
+    # A record the harness writes names this machine's CPU, so its rerun here expects an exact match.
+    results = tmp_path / "results"
+    assert cli("submit", record, "--results", results).code == 0
+    monkeypatch.undo()
+    result = cli("rerun", BENCHMARK, "ce", "--results", results)
+    assert "an exact match is expected" in result.out, result.out
+
+
 def test_rerun_reports_a_disagreement_with_exit_code_1(record, cli, tmp_path, monkeypatch):
     """The stored number is off by 0.01; the rerun (stubbed: the true record) disagrees."""
     import tailbench.benchmarks.runner as runner

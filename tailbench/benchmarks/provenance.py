@@ -82,5 +82,44 @@ def _version(name: str) -> str | None:
         return None
 
 
+# The vector-instruction families a CPU offers. oneDNN and MKL pick their kernels by them, so the
+# same code, seed and thread count can give other float sums on a CPU with another set (measured:
+# docs/PERFORMANCE.md, "Determinism across machines"); a record names them so that a rerun can tell.
+VECTOR_ISA = re.compile(r"^(sse4_[12]|avx[0-9a-z_]*|fma|f16c|amx[a-z0-9_]*)$")
+
+
+def cpu_model(cpuinfo: str) -> str:
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+            return value.strip()
+    return platform.processor() or platform.machine()
+
+
+def cpu_vector_isa(cpuinfo: str) -> str:
+    """The CPU's vector-instruction flags (sorted, space-separated), '' where /proc/cpuinfo has none."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return " ".join(sorted(f for f in value.split() if VECTOR_ISA.match(f)))
+    return ""
+
+
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def machine() -> dict[str, str]:
-    return {"platform": platform.platform(), "processor": platform.machine()}
+    cpuinfo = _cpuinfo()
+    return {"platform": platform.platform(), "processor": platform.machine(),
+            "cpu": cpu_model(cpuinfo), "cpu_vector_isa": cpu_vector_isa(cpuinfo)}
+
+
+def same_cpu_kind(recorded: dict[str, str], here: dict[str, str]) -> bool | None:
+    """Whether a record's machine offered the vector instructions this one does (None: the record does not say)."""
+    if "cpu_vector_isa" not in recorded:
+        return None
+    return recorded["cpu_vector_isa"] == here["cpu_vector_isa"]

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tailbench import cli_options
+from tailbench.benchmarks.provenance import machine, same_cpu_kind
 from tailbench.recipes.recipe import RECIPE_OVERRIDES
 from tailbench.errors import UserError
 from tailbench.results.store import PER_IMAGE
@@ -209,6 +210,23 @@ def print_comparison(title: str, rows: list[Row], how: str) -> None:
     print(f"tolerance: {how}")
 
 
+def cpu_kind_note(recorded: dict[str, str]) -> str:
+    """Whether this CPU can be expected to reproduce a CPU record bit for bit: its kernels follow
+    the vector instructions on offer."""
+    here = machine()
+    same = same_cpu_kind(recorded, here)
+    if same is None:
+        return ("note: the record does not name its CPU's vector instructions (made before records did); "
+                "on a CPU with other ones the float sums, and so the numbers, can differ")
+    if same:
+        return f"this CPU offers the record's vector instructions ({recorded.get('cpu', 'its CPU')}): an exact match is expected"
+    missing = sorted(set(recorded["cpu_vector_isa"].split()) - set(here["cpu_vector_isa"].split()))
+    extra = sorted(set(here["cpu_vector_isa"].split()) - set(recorded["cpu_vector_isa"].split()))
+    return ("note: this CPU's vector instructions differ from the record's "
+            f"(lacks: {' '.join(missing) or 'none'}; adds: {' '.join(extra) or 'none'}), so the numbers may differ "
+            "within float noise; rerun on a CPU of the record's kind for an exact check")
+
+
 def chosen_run(runs: list[StoredRun], benchmark: str, method: str, seed: int | None) -> StoredRun:
     """The entry's run of that seed (default: its smallest seed)."""
     if seed is None:
@@ -249,6 +267,8 @@ def rerun(results: Path, benchmark: str, method: str, seed: int | None, toleranc
         allowed, how = tolerances(runs, keys, tolerance, record.result, rerun_kind)
         with_threads = f" with {threads} thread(s), as the record" if threads else ""
         print(f"rerunning {benchmark} / {method} / seed {record.seed} on {rerun_kind}{with_threads} from {record.directory}")
+        if rerun_device.type == "cpu" and record.record.provenance.device_type == "cpu":
+            print(cpu_kind_note(record.record.provenance.machine))
         with torch_threads(threads):
             directory = run(config)
         new = read_run(directory)
