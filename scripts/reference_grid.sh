@@ -9,7 +9,11 @@
 #           measurement (ce and ce+drs+git on fmnist-bg-lt, seed 0, protocol drawn);
 #   tier smoke: the `fmnist-cpu` short-training records (scripts/cpu_grid.sh, about 75 min and
 #           6 min a GIT generator), so that they too rerun under the current code;
-#   tier 2: ce+drw, ldam+drw, bsce, ce+drs+augerino, ce+drs+msr, ce+mixup, ce+drs+remix.
+#   tier 2: ce+drw, ldam+drw, bsce, ce+drs+augerino, ce+drs+msr, ce+mixup, ce+drs+remix;
+#   tier 3: the decoupled classifiers and post-hoc adjustment on a shared stage-1 `ce` network
+#           (ce+crt, ce+lws, ce+tau_norm, ce+posthoc_la: one `ce` training per dataset and seed,
+#           then each method's own stage, about 1.5 h of the machine for the nine networks);
+#   tier protocol: scripts/measure_ekld_protocol.sh (one network per method, both protocols).
 # Configuration (docs/PERFORMANCE.md, "CPU configuration for the reference grid"): two runs side
 # by side, one thread each (--jobs 2 --cpus-per-run 1): as fast as one run on two threads, eager,
 # deterministic.
@@ -67,7 +71,18 @@ for tier in "${TIERS[@]}"; do
       sweep tier2 --datasets fmnist-bg-lt,fmnist-dil-lt,fmnist-rot-lt \
         --methods ce+drw,ldam+drw,bsce,ce+drs+augerino,ce+drs+msr,ce+mixup,ce+drs+remix --seeds 0,1,2 --jobs "$JOBS"
       ;;
-    *) echo "unknown tier $tier (1, smoke or 2)" >&2; exit 2 ;;
+    3)
+      # One method at a time, all seeds side by side: the first trains each seed's `ce` network,
+      # the other three reuse it from the cache.
+      for method in ce+crt ce+lws ce+tau_norm ce+posthoc_la; do
+        sweep tier3 --datasets fmnist-bg-lt,fmnist-dil-lt,fmnist-rot-lt --methods "$method" --seeds 0,1,2 --jobs "$JOBS"
+      done
+      ;;
+    protocol)
+      echo "== $(date '+%F %T') protocol: scripts/measure_ekld_protocol.sh"
+      PYTHON="$PY" scripts/measure_ekld_protocol.sh "$OUT/protocol" >> "$OUT/protocol.log" 2>&1 || status=1
+      ;;
+    *) echo "unknown tier $tier (1, smoke, 2, 3 or protocol)" >&2; exit 2 ;;
   esac
 done
 exit $status

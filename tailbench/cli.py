@@ -9,6 +9,7 @@ before torch loads, so help, lists, `describe` and bad input take a fraction of 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -41,36 +42,37 @@ def load_method_files(paths: list[str] | None) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
+    from tailbench.console import print_listing
 
     if args.method_file and args.what != "methods":
         raise UserError(f"--method-file lists the parts a file defines: use it with `tailbench list methods`, not {args.what}")
-    console = Console()
     if args.what == "datasets":
         from tailbench.datasets import dataset_names, get_dataset
 
-        table = Table("dataset", "recipe", "nuisance", "eKLD families", "summary")
+        headers = ["dataset", "recipe", "nuisance", "eKLD families", "summary"]
+        rows = []
         for name in dataset_names():
             builder = get_dataset(name)
-            table.add_row(name, builder.recipe, builder.nuisance or "—", ", ".join(builder.invariance_families), builder.summary)
+            rows.append([name, builder.recipe, builder.nuisance or "—", ", ".join(builder.invariance_families), builder.summary])
     elif args.what == "methods":
         from tailbench.methods import method_parts, part_source
 
         load_method_files(args.method_file)
-        table = Table("part", "kind", "description", "hyper-parameters", "paper", "code")
+        headers = ["part", "kind", "description", "hyper-parameters", "paper", "code"]
+        rows = []
         for name, part in method_parts().items():
             hp = ", ".join(f"{k}={v}" for k, v in part.hparams.items()) or "—"
             source = part_source(part)
-            table.add_row(name, part.kind, part.description, hp, part.paper, "built in" if source.origin == "builtin" else f"{source.file} ({source.origin})")
+            rows.append([name, part.kind, part.description, hp, part.paper, "built in" if source.origin == "builtin" else f"{source.file} ({source.origin})"])
     else:
         from tailbench.recipes.recipe import load_recipe, recipe_names
 
-        table = Table("recipe", "model", "epochs", "batch", "lr", "milestones", "augment")
+        headers = ["recipe", "model", "epochs", "batch", "lr", "milestones", "augment"]
+        rows = []
         for name in recipe_names():
             r = load_recipe(name)
-            table.add_row(name, r.model, str(r.epochs), str(r.batch_size), f"{r.lr:g}", str(list(r.milestones)), ", ".join(r.augment) or "—")
-    console.print(table)
+            rows.append([name, r.model, str(r.epochs), str(r.batch_size), f"{r.lr:g}", str(list(r.milestones)), ", ".join(r.augment) or "—"])
+    print_listing(headers, rows)
     return 0
 
 
@@ -396,12 +398,25 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"tailbench: error: {error}", file=sys.stderr)
         return error.exit_code
+    except BrokenPipeError:  # `tailbench list methods | head`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error while Python flushes stdout
+        return 0
     except OSError as error:  # the disk, permissions or the file system, met during the work
         print(f"tailbench: error: {os_error_line(error)}", file=sys.stderr)
         return UserError.exit_code
     except Terminated:
-        print("tailbench: terminated (SIGTERM); no partial record was written (a run resumes from its last checkpoint when the same command runs again)", file=sys.stderr)
+        print(f"tailbench: terminated (SIGTERM); no partial record was written{resume_note()}", file=sys.stderr)
         return Terminated.exit_code
     except KeyboardInterrupt:
-        print("tailbench: interrupted; no partial record was written (a run resumes from its last checkpoint when the same command runs again)", file=sys.stderr)
+        print(f"tailbench: interrupted; no partial record was written{resume_note()}", file=sys.stderr)
         return 130
+
+
+def resume_note() -> str:
+    """What running the command again does, from the checkpoints this process made or resumed."""
+    checkpoint = sys.modules.get("tailbench.benchmarks.checkpoint")  # never imported (with torch) just for this
+    if checkpoint is None or checkpoint.TRAINING.started is None:
+        return ""
+    if checkpoint.TRAINING.last_epoch is None:
+        return "; no checkpoint had been made yet, so the same command starts the run over"
+    return f"; the same command resumes from the checkpoint after epoch {checkpoint.TRAINING.last_epoch}"

@@ -66,12 +66,13 @@ def test_shared_options_read_the_same_in_every_command(cli):
         == help_of("leaderboard", option="--results DIR")
 
 
-def test_list_methods_shows_the_parts_of_a_method_file(cli, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "250")  # rich's table width
-    listed = cli("list", "methods", "--method-file", EXAMPLE)
+def test_list_methods_shows_the_parts_of_a_method_file(cli):
+    listed = cli("list", "methods", "--method-file", EXAMPLE)  # not a terminal: one block per part
     assert listed.code == 0, listed.err
-    row = next(line for line in listed.out.splitlines() if line.strip("│ ").startswith("ls "))
-    assert "loss" in row and "eps=0.1" in row and "label_smoothing.py" in " ".join(listed.out.split())
+    lines = listed.out.splitlines()
+    block = lines[lines.index("ls"):lines.index("ls") + 6]
+    assert block[1] == "  kind: loss" and block[2].startswith("  description: cross-entropy against labels smoothed"), block
+    assert "  hyper-parameters: eps=0.1" in block and any("label_smoothing.py" in line for line in block)
     refused = cli("list", "datasets", "--method-file", EXAMPLE)
     assert refused.code == 2 and "use it with `tailbench list methods`" in refused.error_line()
 
@@ -86,3 +87,23 @@ def test_the_natural_family_names_are_the_registered_families():
     from tailbench.nuisance import FAMILIES
 
     assert set(NATURAL_FAMILIES) <= set(FAMILIES)
+
+
+def test_a_listing_is_never_cut_when_piped_or_narrow():
+    import io
+
+    from rich.console import Console
+
+    from tailbench.console import print_listing
+
+    rows = [["tau_norm", "stage", "a description long enough that an 80-column table would cut it to an ellipsis"]]
+    narrow = Console(file=io.StringIO(), width=80, force_terminal=True)
+    import contextlib
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        print_listing(["part", "kind", "description"], rows, narrow)
+    assert printed.getvalue().splitlines() == ["tau_norm", "  kind: stage", "  description: " + rows[0][2]]
+    wide = Console(file=io.StringIO(), width=200, force_terminal=True, color_system=None)
+    print_listing(["part", "kind", "description"], rows, wide)
+    assert rows[0][2] in wide.file.getvalue() and "┃ part" in wide.file.getvalue()

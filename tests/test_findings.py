@@ -66,6 +66,8 @@ def test_reference_is_the_spec_without_augmentations_else_ce():
     assert ref("ce+oracle", [("ce", "loss"), ("oracle", "augmentation")]) == "ce"
     assert ref("ldam+drw", [("ldam", "loss"), ("drw", "rule")]) == "ce"
     assert ref("ce", [("ce", "loss")]) is None
+    assert ref("ce+crt", [("ce", "loss"), ("crt", "stage")]) == "ce"  # the network it retrained
+    assert ref("ldam+drw+crt", [("ldam", "loss"), ("drw", "rule"), ("crt", "stage")]) == "ldam+drw"
 
 
 def test_splice_needs_both_markers_once():

@@ -73,7 +73,7 @@ def problems_after(record_json: dict, change) -> list[tuple[str, str]]:
     (lambda r: r["method"]["parts"][0].update(origin="file", code={"file": "x.py", "sha256": "0" * 64, "text": "print()"}),
      ("method.parts[0].code", "is not the hash of the stored text")),
     (lambda r: r.update(schema_version=1), ("method.parts", "origin is recorded from schema version 2 on")),
-    (lambda r: r["method"]["parts"][0].update(kind="optimizer"), ("method.parts[0].kind", "\"optimizer\" is not one of 'loss', 'rule' or 'augmentation'")),
+    (lambda r: r["method"]["parts"][0].update(kind="optimizer"), ("method.parts[0].kind", "\"optimizer\" is not one of 'loss', 'rule', 'augmentation' or 'stage'")),
     (lambda r: r["seed"].__class__ and r.update(seed=True), ("seed", "expected an integer, got boolean")),
 ])
 def test_the_models_name_the_field_and_what_is_wrong(record_json, change, expected):

@@ -148,10 +148,22 @@ def test_sigterm_stops_a_run_in_one_line_and_the_rerun_resumes(reference, tmp_pa
     _, err = process.communicate(timeout=120)
     assert process.returncode == 143
     lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "terminated (SIGTERM)" in lines[0] and "resumes from its last checkpoint" in lines[0]
+    assert len(lines) == 1 and "terminated (SIGTERM)" in lines[0] and "the same command resumes from the checkpoint after epoch 1" in lines[0]
     assert (out / RUN / ".partial" / "checkpoint.pt").exists() and not (out / RUN / "done").exists()
     finish(out)
     assert_same_record(reference, out / RUN)
+
+
+def test_a_signal_before_the_first_checkpoint_does_not_promise_one(tmp_path):
+    out = tmp_path / "runs"
+    process = paused_run(out, tmp_path / "paused", 0, 2)
+    process.send_signal(signal.SIGTERM)
+    process.send_signal(signal.SIGCONT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no checkpoint had been made yet, so the same command starts the run over" in lines[0], lines
+    assert not (out / RUN / ".partial" / "checkpoint.pt").exists()
 
 
 def test_a_sweep_killed_mid_grid_skips_its_complete_runs_and_resumes_the_rest(tmp_path, cli):

@@ -27,17 +27,30 @@ PARTIAL, FILE = ".partial", "checkpoint.pt"
 AUTO_SECONDS = 5.0  # by default, a checkpoint once this much training has passed since the last one
 
 
+class TrainingProgress:
+    """This process's training so far, for the line a signal ends it with (cli.resume_note):
+    whether a run began, and the epoch after which its latest checkpoint was saved or resumed."""
+
+    started: str | None = None
+    last_epoch: int | None = None
+
+
+TRAINING = TrainingProgress()
+
+
 class Checkpointer:
     """Saves at epoch ends (every `every` epochs; None: after AUTO_SECONDS of training) and restores."""
 
-    def __init__(self, run_directory: Path, identity: dict, started: str, every: int | None = None, quiet: bool = False) -> None:
-        self.path = Path(run_directory) / PARTIAL / FILE
+    def __init__(self, run_directory: Path, identity: dict, started: str, every: int | None = None, quiet: bool = False,
+                 file: str = FILE) -> None:
+        self.path = Path(run_directory) / PARTIAL / file
         self.identity, self.every, self.quiet = identity, every, quiet
         self.since = self.clock = time.perf_counter()
         # When the run began and how long its earlier processes ran: a resumed run's record
         # reports the whole run's start and wall time.
         self.started, self.earlier_seconds = started, 0.0
         self.resumed_at: int | None = None  # the first epoch this process trains, when it resumed
+        TRAINING.started, TRAINING.last_epoch = started, None
 
     def wall_seconds(self) -> float:
         return self.earlier_seconds + time.perf_counter() - self.clock
@@ -57,6 +70,7 @@ class Checkpointer:
         torch.save(state, buffer)
         write_atomic(self.path, buffer.getvalue())
         self.since = time.perf_counter()
+        TRAINING.last_epoch = epoch + 1
 
     def restore(self, model, optimizer, method, generator: torch.Generator) -> tuple[int, list[dict]] | None:
         """Load the checkpoint into the objects; (first epoch to train, history so far), or None."""
@@ -76,6 +90,7 @@ class Checkpointer:
         set_rng_state(generator, state["rng"])
         self.started, self.earlier_seconds = state["started"], float(state["wall_seconds"])
         self.resumed_at = int(state["epoch"]) + 1
+        TRAINING.last_epoch = self.resumed_at
         if not self.quiet:
             from tailbench.console import console
 

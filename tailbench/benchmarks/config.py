@@ -41,6 +41,7 @@ class RunConfig:
     quiet: bool = False
     checkpoint_every: int | None = None  # epochs between in-run checkpoints; None: every few seconds of training, 0: never
     allow_unverified_data: bool = False
+    reuse_stage1: bool = True  # a two-stage run takes its stage-1 network from the asset cache (rerun: False, both stages again)
 
 
 def resolve(config: RunConfig) -> tuple[DatasetBuilder, Recipe, str, str]:

@@ -84,6 +84,7 @@ def config_from_record(record: RunRecord, out: Path, device: str | None = None, 
         data_dir=data_dir,
         force=True,
         quiet=True,
+        reuse_stage1=False,  # both stages again: the cached stage-1 network is what is being checked
     )
 
 
@@ -282,6 +283,9 @@ def rerun(results: Path, benchmark: str, method: str, seed: int | None, toleranc
     print(f"per_class.csv: {'identical' if same_table else 'differs'}")
     if same_images is not None:
         print(f"{PER_IMAGE}: {'identical' if same_images else 'differs'}")
+    if record.record.stages is not None and new.record.stages is not None:
+        same_stage1 = new.record.stages.representation.sha256 == record.record.stages.representation.sha256
+        print(f"stage-1 network ({record.record.stages.representation.spec}, retrained): {'identical weights' if same_stage1 else 'other weights'}")
     disagree = [r.metric for r in rows if not r.agrees]
     if disagree:
         print(f"DISAGREE: {len(disagree)} of {len(rows)} summary numbers differ beyond the tolerance ({', '.join(disagree[:6])}{' ...' if len(disagree) > 6 else ''})")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from tailbench.benchmarks import provenance
+from tailbench.benchmarks import provenance, stages
 from tailbench.benchmarks.checkpoint import Checkpointer
 from tailbench.benchmarks.config import RunConfig, resolve  # noqa: F401  (RunConfig: part of this module's API)
 from tailbench.benchmarks.runtime import Runtime, choose_runtime, make_deterministic, seed_everything
@@ -34,6 +34,8 @@ from tailbench.results.metrics import RunTables, stored_summary
 from tailbench.results.record import RunRecord
 from tailbench.results.store import PER_IMAGE, is_complete, json_safe, run_dir, write_run
 from tailbench.storage.writable import check_writable
+
+STAGE2_FILE = "stage2.pt"  # a two-stage run's stage-2 checkpoint, beside the run's own
 
 
 def run(config: RunConfig) -> Path:
@@ -75,12 +77,28 @@ def train_and_record(
         image_shape=data.image_shape, nuisance=data.nuisance,
     )
     method = ComposedMethod(config.method, ctx, config.hparams)
-    method.prepare(data)
-    model, runtime = place_model(recipe, data, method, device)
-    if device.type == "cuda" and not runtime.captured_steps and not config.quiet:
-        console.print(f"{config.method}: {', '.join(method.not_capture_safe())} is not capture-safe; training steps run eagerly", soft_wrap=True)
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    history, step_kind = train(model, method, data.train, recipe, generator, runtime, config.quiet, checkpointer)
+    training = method.training_view()  # the spec without its after-training parts: stage 1
+    stages_record = None
+    if method.after_training:
+        def place() -> tuple[torch.nn.Module, Runtime]:
+            return place_model(recipe, data, training, device)
+
+        if method.stage is not None:
+            stages.check_stage(method.stage, place)
+        first = stages.stage1(training, data, recipe, device, config.seed, place, config.quiet,
+                              config.reuse_stage1, config.checkpoint_every)
+        model, runtime, history, step_kind = first.model, first.runtime, first.history, first.step_kind
+        stages_record = {"representation": first.record}
+        if method.stage is not None:
+            second = Checkpointer(directory, {**identity, "stage": 2}, checkpointer.started, config.checkpoint_every, config.quiet, file=STAGE2_FILE)
+            stages_record["classifier"] = stages.stage2(method, model, data, recipe, runtime, config.seed, config.quiet, second)
+    else:
+        method.prepare(data)
+        model, runtime = place_model(recipe, data, method, device)
+        if device.type == "cuda" and not runtime.captured_steps and not config.quiet:
+            console.print(f"{config.method}: {', '.join(method.not_capture_safe())} is not capture-safe; training steps run eagerly", soft_wrap=True)
+        generator = torch.Generator(device=device).manual_seed(config.seed)
+        history, step_kind = train(model, method, data.train, recipe, generator, runtime, config.quiet, checkpointer)
     per_class, summary, evidence = evaluate(method, model, data, recipe, config.seed, runtime)
     summary.update(method.final_summary(model))
     wall = checkpointer.wall_seconds()
@@ -102,6 +120,8 @@ def train_and_record(
         },
         "per_image": per_image.describe(evidence, len(data.test)),
     }
+    if stages_record is not None:
+        result["stages"] = stages_record
     record = build_record(json_safe(result))  # tuples as lists, non-finite numbers as null
     write_run(directory, record.to_json(), per_class, {PER_IMAGE: evidence})
     checkpointer.clear()

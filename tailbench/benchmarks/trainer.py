@@ -110,7 +110,7 @@ def train(
             order = epoch_order(method, train_split, epoch, generator)
             loss_weights = method.loss_weights(epoch)
             step_fn.reset_sums()
-            model.train()
+            method.set_train_mode(model)
             progress.start_epoch(epoch)
             started = time.perf_counter()
             for step in range(steps):

@@ -1,9 +1,9 @@
 """The README's findings, made from the committed records: every method against its reference
 method, benchmark by benchmark, paired over seeds, and what moved beyond the seed spread.
 
-A method's reference is its spec without its augmentation parts (`ce+drs+git` against `ce+drs`),
-or `ce` for a spec without any (`ce+drs`, `ldam+drw` against `ce`), so each row isolates what the
-added part does. Differences are paired by seed: mean difference, a 95 % t interval over the
+A method's reference is its spec without its augmentation and stage parts (`ce+drs+git` against
+`ce+drs`, `ce+crt` against `ce`, the network it retrained), or `ce` for a spec without any
+(`ce+drs`, `ldam+drw` against `ce`), so each row isolates what the added part does. Differences are paired by seed: mean difference, a 95 % t interval over the
 shared seeds and the paired t-test's p-value (`stats.paired_seed_test`); with 3 seeds only a large,
 consistent move clears it, which is what "beyond the seed spread" means here.
 
@@ -79,9 +79,9 @@ def paired(method: Entry, reference: Entry, key: str) -> Difference | None:
 
 
 def reference_spec(entry: Entry) -> str | None:
-    """The spec without its augmentation parts, or `ce` when it has none; None for `ce` itself."""
+    """The spec without its augmentation and stage parts, or `ce` when it has none; None for `ce` itself."""
     parts = entry.runs[0].record.method.parts
-    kept = "+".join(part.name for part in parts if part.kind != "augmentation")
+    kept = "+".join(part.name for part in parts if part.kind not in ("augmentation", "stage"))
     if entry.method == BASELINE:
         return None
     return kept if kept != entry.method else BASELINE

@@ -6,7 +6,14 @@ subclass in one file, registered with ``@register_method(name)``. A part has a k
 - ``loss``: defines ``loss`` and ``to_log_probs`` (exactly one per spec, first);
 - ``rule``: per-class ``sampling_weights`` and/or ``loss_weights`` by epoch (at most one);
 - ``augmentation``: ``augment`` batches, may ``wrap_model``, add ``param_groups``, a
-  ``regularizer``, and override ``predict`` (at most one part may override predict).
+  ``regularizer``, and override ``predict`` (at most one part may override predict);
+- ``stage``: a second stage on the trained network (``tailbench.methods.stage.ClassifierStage``:
+  what it trains, what it freezes, its sampling, loss, epochs and lr), last, at most one.
+
+A part that acts only after training (``after_training = True``: every stage, and prediction-time
+parts such as ``posthoc_la``) splits its spec in two: the rest of the spec (``ce`` for
+``ce+crt``) is stage 1, trained once per dataset, recipe and seed and reused from the asset cache
+by every spec that shares it (benchmarks/stages.py), and the after-training parts work on it.
 
 Any part may declare the optimizer its method trains with (``make_optimizer``, e.g. Adam where
 the paper used it); at most one part of a spec may. The harness still sets the learning rate each
@@ -49,7 +56,7 @@ if TYPE_CHECKING:
     from tailbench.recipes.recipe import Recipe
     from tailbench.datasets.base import LongTailedData
 
-KINDS = ("loss", "rule", "augmentation")
+KINDS = ("loss", "rule", "augmentation", "stage")
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,7 @@ class MethodPart:
     capture_safe: ClassVar[bool] = False  # see the module docstring: may the step be a CUDA graph?
     soft_targets: ClassVar[bool] = False  # a loss: accepts y as [B, C] probabilities
     mixes_labels: ClassVar[bool] = False  # an augmentation: augment may return y as [B, C] probabilities
+    after_training: ClassVar[bool] = False  # acts only on the trained network (see the module docstring)
 
     def __init__(self, ctx: MethodContext, hp: dict[str, object]) -> None:
         self.ctx = ctx
@@ -103,6 +111,11 @@ class MethodPart:
         """Raise UserError for hyper-parameter values the part cannot run with (e.g. a negative
         width). Called when a spec is resolved, before torch or any data loads, so a bad --hp is
         answered at once; values arrive typed like the defaults."""
+
+    @classmethod
+    def check_spec(cls, spec: str, parts: list[type[MethodPart]]) -> None:
+        """Raise UserError when the part cannot be meaningfully composed with the spec's other
+        parts (e.g. a classifier-norm rescaling with a loss whose classifier normalises norms away)."""
 
     def prepare(self, data: "LongTailedData") -> None:
         """Once before training, with the dataset on the run's device (e.g. train a generator)."""

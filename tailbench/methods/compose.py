@@ -21,11 +21,33 @@ class ComposedMethod:
         self.spec = spec
         self.hparams = resolve_hparams(classes, hp_overrides or {})
         self.changed = changed_hparams(classes, self.hparams)  # what makes this run a variant of the spec
-        self.parts: list[MethodPart] = [cls(ctx, self.hparams[cls.name]) for cls in classes]
-        self.loss_part = self.parts[0]
-        self.rule = next((p for p in self.parts if p.kind == "rule"), None)
-        self.augmentations = [p for p in self.parts if p.kind == "augmentation"]
-        self.predictor = next((p for p in self.parts if p.overrides_predict), self.loss_part)
+        self._use([cls(ctx, self.hparams[cls.name]) for cls in classes])
+
+    def _use(self, parts: list[MethodPart]) -> None:
+        self.parts = parts
+        self.loss_part = parts[0]
+        self.rule = next((p for p in parts if p.kind == "rule"), None)
+        self.augmentations = [p for p in parts if p.kind == "augmentation" and not p.after_training]
+        self.predictor = next((p for p in parts if p.overrides_predict), self.loss_part)
+        self.stage = next((p for p in parts if p.kind == "stage"), None)
+        self.after_training = [p for p in parts if p.after_training]
+
+    def training_view(self) -> ComposedMethod:
+        """The spec without its after-training parts (stage 1; the same part objects), or itself."""
+        if not self.after_training:
+            return self
+        view = object.__new__(ComposedMethod)
+        kept = [p for p in self.parts if not p.after_training]
+        names = {p.name for p in kept}
+        view.spec = "+".join(p.name for p in kept)
+        view.hparams = {name: hp for name, hp in self.hparams.items() if name in names}
+        view.changed = {k: v for k, v in self.changed.items() if k.partition(".")[0] in names}
+        view._use(kept)
+        return view
+
+    def set_train_mode(self, model: nn.Module) -> None:
+        """Put the model in training mode for an epoch (a second stage may keep parts of it in eval mode)."""
+        model.train()
 
     @property
     def capture_safe(self) -> bool:

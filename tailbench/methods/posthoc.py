@@ -30,6 +30,7 @@ TAU_RANGE = (0.0, 10.0)
 class PosthocLogitAdjustment(MethodPart):
     kind = "augmentation"
     overrides_predict = True
+    after_training = True  # training is the rest of the spec's: its stage-1 network is shared (benchmarks/stages.py)
     capture_safe = True  # no training hook: the training step is the loss's own
     description = "post-hoc logit adjustment: predictions from log p(y|x) - tau log(train prior), training unchanged"
     paper = "Menon et al., ICLR 2021"
@@ -49,5 +50,8 @@ class PosthocLogitAdjustment(MethodPart):
         self.log_prior = (counts / counts.sum()).log().float()
 
     def predict(self, model: nn.Module, x: torch.Tensor, to_log_probs: LogProbs) -> torch.Tensor:
-        adjusted = to_log_probs(model(x)) - self.tau * self.log_prior.to(x.device)
+        log_probs = to_log_probs(model(x))
+        if self.tau == 0.0:  # no adjustment: the loss's own predictions, bit for bit
+            return log_probs
+        adjusted = log_probs - self.tau * self.log_prior.to(x.device)
         return adjusted.log_softmax(dim=1)

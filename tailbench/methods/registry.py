@@ -1,4 +1,4 @@
-"""The method registry, spec parsing (``loss[+rule][+augmentation...]``), hyper-parameters, and
+"""The method registry, spec parsing (``loss[+rule][+augmentation...][+stage]``), hyper-parameters, and
 where each part's code came from (built in, a --method-file, or an installed package)."""
 
 from __future__ import annotations
@@ -61,18 +61,20 @@ def parse_spec(spec: str) -> list[type[MethodPart]]:
         raise UserError(f"method spec {spec!r} repeats a part")
     parts = [_PARTS[n] for n in names]
     kinds = [p.kind for p in parts]
-    for kind, plural in (("loss", "losses"), ("rule", "rules")):
+    for kind, plural in (("loss", "losses"), ("rule", "rules"), ("stage", "second stages")):
         if kinds.count(kind) > 1:
             found = ", ".join(p.name for p in parts if p.kind == kind)
-            raise UserError(f"method spec {spec!r} combines two {plural} ({found}); use one loss and at most one rule")
+            raise UserError(f"method spec {spec!r} combines two {plural} ({found}); use one loss, at most one rule and at most one stage")
     ordered = sorted(parts, key=lambda p: KINDS.index(p.kind))  # stable: augmentations keep their order
     if "loss" not in kinds:
         raise UserError(f"method spec {spec!r} has no loss; it must start with one, e.g. {'+'.join(['ce'] + [p.name for p in ordered])} (losses: {_names('loss')})")
     if ordered != parts:
-        raise UserError(f"method spec {spec!r} is out of order; write {'+'.join(p.name for p in ordered)} (loss[+rule][+augmentation...])")
+        raise UserError(f"method spec {spec!r} is out of order; write {'+'.join(p.name for p in ordered)} (loss[+rule][+augmentation...][+stage])")
     if sum(p.overrides_predict for p in parts) > 1:
         raise UserError(f"method spec {spec!r} combines two parts that each define prediction")
     _check_soft_targets(spec, parts)
+    for part in parts:
+        part.check_spec(spec, parts)
     return parts
 
 

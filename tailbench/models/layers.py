@@ -27,3 +27,33 @@ class CosineClassifier(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return F.linear(F.normalize(features, dim=1), F.normalize(self.weight, dim=1))
+
+
+class TauNormalizedClassifier(nn.Module):
+    """tau-normalisation of a trained linear classifier (Kang et al., ICLR 2020, eq. 3): class
+    vector w_c becomes w_c / ||w_c||^tau, and the bias is dropped (the paper's classifier has
+    none). tau = 0 keeps the weights (without bias), tau = 1 makes every class vector unit norm."""
+
+    def __init__(self, weight: torch.Tensor, tau: float = 0.0) -> None:
+        super().__init__()
+        self.in_features, self.out_features = weight.shape[1], weight.shape[0]
+        self.register_buffer("weight", weight.detach().clone())
+        self.tau = float(tau)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        norms = self.weight.norm(dim=1, keepdim=True)
+        return F.linear(features, self.weight / norms.pow(self.tau))
+
+
+class ScaledLogits(nn.Module):
+    """Learnable weight scaling (LWS, Kang et al., ICLR 2020): a frozen classifier's logits
+    times a learned per-class scale f_c, which starts at 1."""
+
+    def __init__(self, classifier: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        self.classifier = classifier
+        self.in_features, self.out_features = getattr(classifier, "in_features", None), num_classes
+        self.scales = nn.Parameter(torch.ones(num_classes))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(features) * self.scales

@@ -120,7 +120,7 @@ class PartCode(Model):
 
 class PartRecord(Model):
     name: Text
-    kind: Literal["loss", "rule", "augmentation"]
+    kind: Literal["loss", "rule", "augmentation", "stage"]
     paper: str
     origin: Literal["builtin", "file", "package"] | None = None  # None: version 1, not recorded
     code: PartCode | None = None
@@ -302,6 +302,33 @@ class OutsideModel(Model):
     parameters: Positive
 
 
+class RepresentationRecord(Model):
+    """The stage-1 network a two-stage run started from (benchmarks/stages.py)."""
+
+    spec: Text  # the run's spec without its after-training parts
+    hparams: dict[str, dict[str, JsonValue]]
+    key: Sha256  # the asset cache's key of the network: everything that determines it
+    sha256: Sha256  # of its weights (every state-dict tensor's name, dtype, shape and bytes)
+    epochs: Count
+
+
+class ClassifierStageRecord(Model):
+    """What the run's second stage did (methods/stage.py)."""
+
+    part: Text
+    epochs: Count
+    lr: NonNegative
+    trains: list[Text]  # the parameters it trained; every other one was frozen
+    frozen_batchnorm: bool
+    chosen: dict[str, JsonValue]  # what it chose after training, e.g. tau_norm's tau on the validation split
+    history: list[EpochRecord]
+
+
+class StagesRecord(Model):
+    representation: RepresentationRecord
+    classifier: ClassifierStageRecord | None = None  # absent for prediction-time parts only (posthoc_la)
+
+
 # -- the record ------------------------------------------------------------------------------------
 class RunRecord(Model):
     schema_version: Literal[1, 2]
@@ -315,6 +342,7 @@ class RunRecord(Model):
     provenance: Provenance
     per_image: PerImageRecord | None = None  # absent in records made before runs kept per-image evidence
     outside: OutsideModel | None = None  # a model trained outside tailbench: evaluated, not trained (no history)
+    stages: StagesRecord | None = None  # a run with after-training parts: its stage-1 network and second stage
 
     @property
     def entry(self) -> str:
