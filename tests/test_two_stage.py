@@ -213,6 +213,8 @@ class Greedy(ClassifierStage):
     (["--method", "ce+crt+posthoc_la"], "is out of order; write ce+posthoc_la+crt"),
     (["--method", "ce+tau_norm", "--hp", "tau_norm.tau_max=20"], "--hp tau_norm.tau_max=20.0 must be above 0 and at most 10"),
     (["--method", "ce+crt", "--hp", "crt.epochs=-1"], "--hp crt.epochs=-1 must be 0"),
+    (["--method", "ldam+drw+wb"], "wb balances the norms of the classifier's class vectors"),
+    (["--method", "ce+wb", "--hp", "wb.max_norm=2"], "--hp wb.max_norm=2.0 must be from 0 to 1"),
 ])
 def test_a_meaningless_stage_is_one_line(cli, tmp_path, args, message):
     result = cli("run", "--dataset", "digits-lt", *args, *EPOCHS, "--out", tmp_path / "runs")
@@ -242,3 +244,43 @@ def test_a_stage1_network_cached_for_another_dataset_is_refused(isolated_cache, 
     result = cli("run", "--dataset", "digits-lt", "--method", "ce+crt", *EPOCHS, "--out", tmp_path / "runs")
     assert result.code == 2 and "belongs to another dataset, config or seed than its folder says" in result.err, result.err
     assert not (tmp_path / "runs" / BENCH / "ce+crt").exists()
+
+
+# -- weight balancing ----------------------------------------------------------------------------------
+def test_max_norm_threshold_and_projection_follow_the_official_rule():
+    from tailbench.methods.weight_balancing import max_norm_threshold, project_max_norm
+
+    weight = torch.tensor([[3.0, 4.0], [1.0, 0.0], [0.0, 2.0]])  # norms 5, 1, 2
+    threshold = max_norm_threshold(weight, 0.1)
+    assert float(threshold) == pytest.approx(1.0 + 0.1 * (5.0 - 1.0))  # min + 0.1 (max - min) = 1.4
+    project_max_norm(weight, threshold)
+    assert torch.allclose(weight.norm(dim=1), torch.tensor([1.4, 1.0, 1.4]))
+    assert torch.allclose(weight[0], torch.tensor([3.0, 4.0]) * 1.4 / 5.0)  # scaled back along its direction
+
+
+def test_the_class_balanced_loss_is_the_papers_weighted_softmax_cross_entropy():
+    from tailbench.methods.base import MethodContext
+    from tailbench.methods.weight_balancing import WeightBalancing
+
+    counts = torch.tensor([100, 10])
+    ctx = MethodContext(2, counts, 3, 2, torch.device("cpu"), 0, (1, 8, 8), None)
+    part = WeightBalancing(ctx, dict(WeightBalancing.hparams))
+    beta = 0.9999
+    raw = torch.tensor([(1 - beta) / (1 - beta ** 100), (1 - beta) / (1 - beta ** 10)], dtype=torch.float64)
+    part.class_weights = (raw * 2 / raw.sum()).float()  # summing to C = 2
+    logits, y = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1])
+    by_hand = (part.class_weights[0] * -torch.log_softmax(logits[0], 0)[0] + part.class_weights[1] * -torch.log_softmax(logits[1], 0)[1]) / 2
+    assert float(part.stage_loss(None, logits, y)) == pytest.approx(float(by_hand))
+    assert part.stage1_recipe == {"weight_decay": 5e-3} and part.stage_weight_decay == 0.1 and part.sampling_weights(0) is None
+
+
+def test_weight_balancing_trains_stage1_with_its_weight_decay_under_its_own_key(isolated_cache, tmp_path):
+    out = tmp_path / "runs"
+    balanced = json.loads((run(out, "ce+wb") / "result.json").read_text())["stages"]
+    retrained = json.loads((run(out, "ce+crt") / "result.json").read_text())["stages"]
+    assert balanced["representation"]["recipe_changes"] == {"weight_decay": 0.005}
+    assert retrained["representation"]["recipe_changes"] == {}
+    assert balanced["representation"]["key"] != retrained["representation"]["key"]
+    classifier = balanced["classifier"]
+    assert classifier["weight_decay"] == 0.1 and classifier["trains"] == ["net.fc.weight", "net.fc.bias"]
+    assert classifier["chosen"]["max_norm_threshold"] > 0

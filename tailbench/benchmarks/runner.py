@@ -85,8 +85,8 @@ def train_and_record(
 
         if method.stage is not None:
             stages.check_stage(method.stage, place)
-        first = stages.stage1(training, data, recipe, device, config.seed, place, config.quiet,
-                              config.reuse_stage1, config.checkpoint_every)
+        first = stages.stage1(training, data, recipe, device, config.seed, place, config.quiet, config.reuse_stage1,
+                              config.checkpoint_every, method.stage.stage1_recipe if method.stage is not None else {})
         model, runtime, history, step_kind = first.model, first.runtime, first.history, first.step_kind
         stages_record = {"representation": first.record}
         if method.stage is not None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -100,17 +100,21 @@ class Stage1:
 
 def stage1(
     training: ComposedMethod, data: LongTailedData, recipe: Recipe, device: torch.device, seed: int, place: Place,
-    quiet: bool, reuse: bool, checkpoint_every: int | None,
+    quiet: bool, reuse: bool, checkpoint_every: int | None, recipe_changes: dict[str, object] | None = None,
 ) -> Stage1:
-    """The stage-1 network, from the cache or trained now (and then cached). With reuse=False
-    (a rerun) it is trained afresh and the cache is neither read nor written."""
+    """The stage-1 network, from the cache or trained now (and then cached), under the recipe with
+    the stage's `recipe_changes` (weight balancing's weight decay). With reuse=False (a rerun) it is
+    trained afresh and the cache is neither read nor written."""
+    recipe_changes = recipe_changes or {}
+    recipe = replace(recipe, **recipe_changes)
     config = stage1_config(training, recipe, device)
     directory = STAGE1.entry_dir(asset_cache.cache_root(), data.dataset_id, data.manifest_sha256, config, seed)
     ident = asset_cache.identity(data.dataset_id, data.manifest_sha256, config, seed, data.image_shape)
     final = directory / STAGE1.final
 
     def record(model: nn.Module, sha: str) -> dict:
-        return {"spec": training.spec, "hparams": training.hparams, "key": config.digest, "sha256": sha, "epochs": recipe.epochs}
+        return {"spec": training.spec, "hparams": training.hparams, "recipe_changes": dict(recipe_changes),
+                "key": config.digest, "sha256": sha, "epochs": recipe.epochs}
 
     def trained(checkpointer: Checkpointer | None) -> Stage1:
         training.prepare(data)  # the very steps of a plain run of the stage-1 spec, in its order
@@ -164,8 +168,9 @@ class StageSchedule:
     augment: tuple[str, ...]
 
     @classmethod
-    def of(cls, recipe: Recipe, epochs: int, lr_scale: float) -> StageSchedule:
-        return cls(epochs, recipe.batch_size, recipe.lr * lr_scale, recipe.momentum, recipe.weight_decay, recipe.nesterov, recipe.augment)
+    def of(cls, recipe: Recipe, stage: ClassifierStage, epochs: int) -> StageSchedule:
+        decay = recipe.weight_decay if stage.stage_weight_decay is None else stage.stage_weight_decay
+        return cls(epochs, recipe.batch_size, recipe.lr * stage.lr_scale, recipe.momentum, decay, recipe.nesterov, recipe.augment)
 
     def lr_factor(self, epoch: int) -> float:
         return 0.5 * (1.0 + math.cos(math.pi * epoch / self.epochs))
@@ -203,6 +208,9 @@ class StageTraining:
 
     def loss(self, model: nn.Module, logits: torch.Tensor, y: torch.Tensor, weights, epoch: int) -> torch.Tensor:
         return self.stage.stage_loss(self.method.loss_part, logits, y)
+
+    def after_step(self, model: nn.Module) -> None:
+        self.stage.after_step(model)
 
     def set_train_mode(self, model: nn.Module) -> None:
         model.train()
@@ -260,7 +268,7 @@ def stage2(
     names = trainable_after_setup(stage, model)
     model.to(runtime.device, memory_format=runtime.torch_format)
     epochs = stage.stage_epochs(recipe.epochs)
-    schedule = StageSchedule.of(recipe, max(epochs, 1), stage.lr_scale)
+    schedule = StageSchedule.of(recipe, stage, max(epochs, 1))
     history: list[EpochRecord] = []
     if epochs:
         if not quiet:
@@ -275,6 +283,7 @@ def stage2(
 
     chosen = stage.finish(model, validation_balanced_accuracy)
     return {
-        "part": stage.name, "epochs": epochs, "lr": schedule.lr if epochs else 0.0, "trains": names,
+        "part": stage.name, "epochs": epochs, "lr": schedule.lr if epochs else 0.0, "weight_decay": schedule.weight_decay if epochs else 0.0,
+        "trains": names,
         "frozen_batchnorm": stage.frozen_batchnorm, "chosen": chosen, "history": [asdict(h) for h in history],
     }

@@ -49,6 +49,7 @@ class EagerStep:
         self.optimizer.zero_grad(set_to_none=self.set_to_none)
         loss.backward()
         self.optimizer.step()
+        self.method.after_step(self.model)
         target = batch.y if batch.y.ndim == 1 else batch.y.argmax(1)  # soft targets: their most likely class
         self.loss_sum += loss.detach() * batch.y.shape[0]
         self.correct += (logits.detach().argmax(1) == target).sum()

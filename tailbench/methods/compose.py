@@ -45,6 +45,9 @@ class ComposedMethod:
         view._use(kept)
         return view
 
+    def after_step(self, model: nn.Module) -> None:
+        """After each optimizer step: nothing for a spec's own training (a second stage may project)."""
+
     def set_train_mode(self, model: nn.Module) -> None:
         """Put the model in training mode for an epoch (a second stage may keep parts of it in eval mode)."""
         model.train()

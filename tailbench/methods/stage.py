@@ -18,6 +18,11 @@ dataset, recipe and seed and which every spec sharing that rest reuses from the 
   the features stay exactly stage 1's, which is what the benchmark asks about; the official
   classifier-balancing code leaves the network in train mode, so its statistics drift under the
   class-aware sampler; ``frozen_bn=false`` does that).
+- ``stage1_recipe``: recipe fields stage 1 trains under instead of the recipe's (weight
+  balancing's large weight decay); they are part of the stage-1 network's cache key and record.
+- ``stage_weight_decay``: stage 2's weight decay (None: the recipe's).
+- ``after_step(model)``: after every stage-2 optimizer step (a projection such as MaxNorm), as
+  tensor operations only.
 - ``finish(model, score)``: after training, e.g. choose a hyper-parameter by ``score()``, the
   validation split's balanced accuracy of the method's predictions, never the test split's;
   returns what it chose, which the record keeps.
@@ -45,6 +50,7 @@ class ClassifierStage(MethodPart):
     after_training = True
     capture_safe = True  # the stage-2 step is the spec's loss on a plain forward pass
     trains_parameters: ClassVar[bool] = True  # False for a stage that only rescales (no epochs)
+    paper_epochs: ClassVar[tuple[int, int]] = (PAPER_STAGE_EPOCHS, PAPER_STAGE1_EPOCHS)  # stage 2 of stage 1 in the paper
 
     @classmethod
     def check_hparams(cls, hp: dict[str, object]) -> None:
@@ -57,7 +63,18 @@ class ClassifierStage(MethodPart):
         if not self.trains_parameters:
             return 0
         chosen = int(self.hp.get("epochs", 0))  # type: ignore[arg-type]
-        return chosen or paper_stage_epochs(recipe_epochs)
+        return chosen or paper_stage_epochs(recipe_epochs, *self.paper_epochs)
+
+    @property
+    def stage1_recipe(self) -> dict[str, object]:
+        return {}
+
+    @property
+    def stage_weight_decay(self) -> float | None:
+        return None
+
+    def after_step(self, model: nn.Module) -> None:
+        pass
 
     @property
     def lr_scale(self) -> float:
@@ -80,9 +97,9 @@ class ClassifierStage(MethodPart):
         return {}
 
 
-def paper_stage_epochs(recipe_epochs: int) -> int:
-    """Stage 2's epochs at the paper's ratio (10 of 90), at least 1: the fmnist recipe's 50 give 6."""
-    return max(1, round(recipe_epochs * PAPER_STAGE_EPOCHS / PAPER_STAGE1_EPOCHS))
+def paper_stage_epochs(recipe_epochs: int, stage: int = PAPER_STAGE_EPOCHS, stage1: int = PAPER_STAGE1_EPOCHS) -> int:
+    """Stage 2's epochs at the paper's ratio (decoupling: 10 of 90), at least 1: the fmnist recipe's 50 give 6."""
+    return max(1, round(recipe_epochs * stage / stage1))
 
 
 def classifier_of(model: nn.Module, part: str) -> nn.Module:

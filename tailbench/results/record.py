@@ -307,6 +307,7 @@ class RepresentationRecord(Model):
 
     spec: Text  # the run's spec without its after-training parts
     hparams: dict[str, dict[str, JsonValue]]
+    recipe_changes: dict[str, JsonValue] = Field(default_factory=dict)  # recipe fields stage 1 trained under instead (wb: weight_decay)
     key: Sha256  # the asset cache's key of the network: everything that determines it
     sha256: Sha256  # of its weights (every state-dict tensor's name, dtype, shape and bytes)
     epochs: Count
@@ -318,6 +319,7 @@ class ClassifierStageRecord(Model):
     part: Text
     epochs: Count
     lr: NonNegative
+    weight_decay: NonNegative = 0.0
     trains: list[Text]  # the parameters it trained; every other one was frozen
     frozen_batchnorm: bool
     chosen: dict[str, JsonValue]  # what it chose after training, e.g. tau_norm's tau on the validation split
