@@ -41,6 +41,23 @@ COMMANDS = [
 ]
 
 
+def input_mistakes(folder: Path) -> list[list[str]]:
+    """Bad input that needs files to show (made under `folder`): the answers that used to come
+    only after torch had loaded (4.5 s here before 2026-12-04)."""
+    (folder / "empty").mkdir(exist_ok=True)
+    (folder / "afile").write_text("")
+    (folder / "broken.py").write_text("import no_such_module\n")
+    (folder / "clash.py").write_text("from tailbench.methods import MethodPart, register_method\n"
+                                     "@register_method('ce')\nclass P(MethodPart):\n    kind = 'loss'\n")
+    base = ["run", "--dataset", "fmnist-rot-lt", "--method", "ce"]
+    return [
+        [*base, "--data-dir", str(folder / "empty"), "--out", str(folder / "runs")],
+        [*base, "--out", str(folder / "afile")],
+        [*base, "--method-file", str(folder / "broken.py")],
+        [*base, "--method-file", str(folder / "clash.py")],
+    ]
+
+
 def timed(args: list[str], importtime: bool = False) -> tuple[float, int, str]:
     command = [sys.executable, *(["-X", "importtime"] if importtime else []), "-m", "tailbench", *args]
     env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="120")
@@ -75,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs; {args.repeat} runs each")
     print(f"{'command':<78} {'best s':>7} {'median s':>9} {'exit':>4}  torch")
-    for command in COMMANDS:
+    import tempfile
+
+    fixtures = tempfile.TemporaryDirectory(prefix="bench-startup-")
+    for command in COMMANDS + input_mistakes(Path(fixtures.name)):
         times, code = [], 0
         for _ in range(args.repeat):
             seconds, code, _ = timed(command)

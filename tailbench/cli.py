@@ -132,14 +132,27 @@ def run_config(args: argparse.Namespace, dataset: str, method: str, seed: int):
     )
 
 
-def checked_configs(args: argparse.Namespace, datasets: list[str], methods: list[str], seeds: list[int]) -> list:
-    """Every run's config, each checked (names, options, spec, hyper-parameters) before torch loads."""
+def checked_configs(args: argparse.Namespace, datasets: list[str], methods: list[str], seeds: list[int], here: bool = True) -> list:
+    """Every run's config, each checked (names, options, spec, hyper-parameters, a writable --out
+    and, for runs on this machine, the dataset's files) before torch loads."""
     from tailbench.benchmarks.config import resolve
+
+    from tailbench.datasets.sources import default_data_dir
+    from tailbench.results.store import is_complete, run_dir
+    from tailbench.storage.writable import check_writable
 
     load_method_files(args.method_file)
     configs = [run_config(args, d, m, s) for d in datasets for m in methods for s in seeds]
+    checked_data: set[str] = set()
     for config in configs:
-        resolve(config)
+        builder, _, benchmark, entry = resolve(config)
+        directory = run_dir(config.out, benchmark, entry, config.seed)
+        if is_complete(directory) and not config.force:
+            continue  # skipped by the run itself; nothing to write, no data to read
+        check_writable(directory, "--out")  # a file, a read-only folder or a full disk: before torch loads
+        if here and builder.dataset_id not in checked_data:  # Ray and Slurm tasks may see other files
+            builder.check_files(config.data_dir or default_data_dir())  # files not there: before torch loads
+            checked_data.add(builder.dataset_id)
     return configs
 
 
@@ -152,7 +165,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    configs = checked_configs(args, args.datasets, args.methods, args.seeds)
+    configs = checked_configs(args, args.datasets, args.methods, args.seeds, here=args.launcher == "local")
     from tailbench.launchers.settings import LaunchSettings
     from tailbench.launchers.sweep import sweep
 

@@ -11,8 +11,12 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "label_smoothing.py"
 
 PROBE = """
-import contextlib, io, sys
+import contextlib, io, os, sys
 from tailbench.cli import main
+os.makedirs("empty", exist_ok=True)
+open("afile", "w").close()
+with open("clash.py", "w") as f:
+    f.write("from tailbench.methods import MethodPart, register_method\\n@register_method('ce')\\nclass P(MethodPart):\\n    kind = 'loss'\\n")
 commands = [
     ["--help"], ["--version"], ["run", "--help"], ["list", "methods"], ["list", "datasets"], ["list", "recipes"],
     ["describe", "fmnist-rot-lt"], ["describe", "cifar10-lt", "--dataset-opt", "ratio=10"],
@@ -25,6 +29,10 @@ commands = [
     ["run", "--dataset", "fmnist-rot-lt", "--method", "ce", "--device", "tpu"],
     ["run", "--dataset", "fmnist-rot-lt", "--method", "ce", "--recipe", "nope"],
     ["sweep", "--datasets", "fmnist-rot-lt,fmnist-bg-lt", "--methods", "ce,ce+drs+augerino", "--hp", "augerino.copies=0"],
+    ["run", "--dataset", "fmnist-rot-lt", "--method", "ce", "--data-dir", "empty", "--out", "runs"],
+    ["run", "--dataset", "fmnist-rot-lt", "--method", "ce", "--out", "afile"],
+    ["sweep", "--datasets", "fmnist-rot-lt", "--methods", "ce", "--seeds", "0,1", "--data-dir", "empty", "--out", "runs"],
+    ["run", "--dataset", "fmnist-rot-lt", "--method", "ce", "--method-file", "clash.py"],
 ]
 codes = []
 for command in commands:
@@ -42,7 +50,7 @@ def test_quick_commands_and_bad_input_never_import_torch(tmp_path):
     done = subprocess.run([sys.executable, "-c", PROBE], cwd=tmp_path, capture_output=True, text=True,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2] []", done.stdout
+    assert done.stdout.strip() == "[0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2] []", done.stdout
 
 
 def test_version_and_defaults_in_help(cli):

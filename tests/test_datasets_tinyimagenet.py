@@ -142,7 +142,16 @@ def test_corrupt_jpeg_is_one_line(cli, fake_tiny, tmp_path):
     path = fake_tiny / "tiny-imagenet-200" / "val" / "images" / "val_7.JPEG"
     path.write_bytes(b"\xff\xd8\xff" + b"\0" * 20)
     result = cli("run", "--dataset", "tinyimagenet-lt", "--method", "ce", "--data-dir", fake_tiny, "--out", tmp_path / "out", *SMALL)
-    assert result.code == 2 and "val_7.JPEG cannot be decoded as an image" in result.error_line()
+    assert result.code == 2 and "val_7.JPEG" in result.error_line() and "delete it and fetch it again" in result.error_line()
+    assert "object at 0x" not in result.error_line()  # PIL's repr of the in-memory file never shows
+
+
+def test_a_file_that_is_not_an_image_says_so_and_names_it(cli, fake_tiny, tmp_path):
+    path = fake_tiny / "tiny-imagenet-200" / "val" / "images" / "val_7.JPEG"
+    path.write_bytes(b"<html>not found</html>")
+    result = cli("run", "--dataset", "tinyimagenet-lt", "--method", "ce", "--data-dir", fake_tiny, "--out", tmp_path / "out", *SMALL)
+    line = result.error_line()
+    assert result.code == 2 and "val_7.JPEG is not an image in any format Pillow reads" in line and "object at" not in line, line
 
 
 def test_bad_annotation_line_is_one_line(cli, fake_tiny, tmp_path):

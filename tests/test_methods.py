@@ -106,3 +106,53 @@ def test_an_hparam_value_that_cannot_name_a_folder_is_refused_before_the_run(tmp
     finally:
         del registry._PARTS["test-tagged"]
 
+
+
+PART_FILE = '''
+from tailbench.methods import MethodPart, register_method
+
+
+@register_method({name!r})
+class Part(MethodPart):
+    kind = "augmentation"
+'''
+
+
+@pytest.mark.parametrize("name, message", [
+    ("ce", "method part 'ce' is built in (tailbench.methods.losses: cross-entropy"),
+    ("a/b", "method part name 'a/b' cannot be a spec token or a folder name"),
+    ("x@y", "method part name 'x@y' cannot be a spec token or a folder name"),
+    ("w=1", "method part name 'w=1' cannot be a spec token or a folder name"),
+])
+def test_a_part_is_checked_when_registered(cli, tmp_path, name, message):
+    plugin = tmp_path / "bad_part.py"
+    plugin.write_text(PART_FILE.format(name=name))
+    result = cli("list", "methods", "--method-file", plugin)
+    assert result.code == 2 and message in result.err and len(result.err.strip().splitlines()) == 1, result.err
+    assert f"--method-file {plugin}: " in result.err and "--hp" not in result.err
+    assert "ce" in method_parts() and method_parts()["ce"].__module__ == "tailbench.methods.losses"  # the built-in kept
+
+
+RELABELLING = '''
+import torch
+from tailbench.methods import MethodPart, register_method
+
+
+@register_method("onehot_relabel")
+class OneHot(MethodPart):
+    kind = "augmentation"
+
+    def augment(self, batch, state):
+        batch.y = torch.nn.functional.one_hot(batch.y, 10).float()  # soft targets, undeclared
+        return batch
+'''
+
+
+def test_a_part_that_mixes_labels_without_saying_so_is_one_line_naming_it(cli, tmp_path):
+    plugin = tmp_path / "relabel.py"
+    plugin.write_text(RELABELLING)
+    result = cli("run", "--dataset", "digits-lt", "--method", "ce+onehot_relabel", "--method-file", plugin,
+                 "--epochs", "1", "--device", "cpu", "--out", tmp_path / "runs", "--quiet")
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1, result.err
+    assert "method part 'onehot_relabel' turned the batch's labels" in result.err and "set mixes_labels = True" in result.err
+    assert not list((tmp_path / "runs").rglob("result.json"))

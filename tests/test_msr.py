@@ -49,9 +49,9 @@ def make_msr(data, seed: int = 0, prepare: bool = True, **hp: object):
 @pytest.mark.parametrize("hp, message", [
     ({"threshold": 121}, "msr.threshold=121 is above the largest class (120 training images)"),
     ({"inner_steps": 0}, "msr.inner_steps=0 must be a positive integer"),
-    ({"ways": 5}, "msr.ways=5 exceeds the 4 head classes"),
-    ({"threshold": 100, "ways": 2}, "msr.ways=2 exceeds the 1 head classes"),
-    ({"shots": 10, "queries": 10}, "msr.shots + msr.queries = 20 images per class, but the smallest head class has 15"),
+    ({"ways": 5}, "ways=5 needs that many head classes to meta-train on, and this dataset has 4 with"),
+    ({"threshold": 100, "ways": 2}, "--hp msr.ways=2 needs that many head classes to meta-train on, and this dataset has 1 with msr's default threshold=100"),
+    ({"shots": 10, "queries": 10}, "--hp msr.shots=10 + msr's default queries=10 = 20 images per class, but the smallest head class has 15"),
     ({"ways": 1}, "msr.ways=1: a task needs at least 2 classes"),
     ({"order": 3}, "msr.order=3 must be 1"),
     ({"meta_steps": 0}, "msr.meta_steps=0 must be a positive integer"),
@@ -73,7 +73,8 @@ def test_a_dataset_without_a_nuisance_is_refused(digits):
 @pytest.mark.parametrize("args, message", [
     (["--hp", "msr.threshold=500"], "msr.threshold=500 is above the largest class"),
     (["--hp", "msr.inner_steps=0"], "msr.inner_steps=0 must be a positive integer"),
-    (["--hp", "msr.ways=7"], "msr.ways=7 exceeds the 1 head classes"),
+    (["--hp", "msr.ways=7"], "--hp msr.ways=7 needs that many head classes to meta-train on, and this dataset has 1 with msr's default threshold=100"),
+    ([], "msr's default ways=5 needs that many head classes"),  # no --hp given: none is quoted as given
 ])
 def test_bad_hyper_parameters_from_the_cli_are_one_line_and_exit_2(cli, tmp_path, args, message, isolated_cache):
     result = cli("run", "--dataset", "digits-rot-lt", "--method", "ce+drs+msr", "--out", tmp_path / "runs", "--quiet", *args)

@@ -115,6 +115,11 @@ class DatasetBuilder:
     def make_manifest(self, source_totals: dict[str, list[int]]) -> Manifest:
         raise NotImplementedError
 
+    def check_files(self, data_dir: Path) -> None:
+        """Raise the one-line missing-files error when the dataset's files are not under
+        `data_dir`, without reading them: the CLI asks before torch loads. Datasets that cannot
+        tell cheaply leave it to `load`."""
+
     def read_source(self, data_dir: Path) -> SourceArrays:
         raise NotImplementedError
 

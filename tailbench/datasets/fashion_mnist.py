@@ -66,11 +66,18 @@ class FashionMNISTLT(ZipfControlled):
             seed=int(self.opts["split_seed"]), val_per_class=int(self.opts["val_per_class"]), nuisance=self.nuisance_draw(),
         )
 
-    def read_source(self, data_dir: Path) -> SourceArrays:
+    def check_files(self, data_dir: Path) -> None:
+        self._found(data_dir)
+
+    def _found(self, data_dir: Path) -> dict[str, Path]:
         found = {name: find_first(_candidates(data_dir, name)) for pair in FILES.values() for name in pair}
         missing = [name for name, path in found.items() if path is None]
         if missing:
             raise missing_files_error(self.name, missing, data_dir, HOW_TO_GET.format(data_dir=data_dir))
+        return found  # type: ignore[return-value]
+
+    def read_source(self, data_dir: Path) -> SourceArrays:
+        found = self._found(data_dir)
         images, labels, files = {}, {}, []
         for source, (image_name, label_name) in FILES.items():
             decoded = []

@@ -48,7 +48,7 @@ from tailbench.datasets.manifest import Manifest
 from tailbench.datasets.profiles import exp_sizes
 from tailbench.datasets.registry import register_dataset
 from tailbench.datasets.sources import (
-    default_data_dir, is_data_file, is_data_folder, list_folder, missing_files_error, unpinned, unreadable, verify,
+    default_data_dir, is_data_file, is_data_folder, list_folder, missing_files_error, undecodable, unpinned, unreadable, verify,
 )
 from tailbench.errors import UserError
 from tailbench.families import NATURAL_FAMILIES
@@ -155,7 +155,7 @@ def decode_rgb(path: str) -> np.ndarray:
     except (PermissionError, IsADirectoryError, FileNotFoundError) as error:
         raise unreadable(Path(path), error) from None
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
-        raise UserError(f"{path} cannot be decoded as an image ({type(error).__name__}: {error}); the file is corrupt or partial: delete it and fetch it again") from None
+        raise undecodable(path, error) from None
 
 
 def decode_all(paths: list[str]) -> list[np.ndarray]:

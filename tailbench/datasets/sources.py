@@ -15,6 +15,7 @@ import errno
 import gzip
 import hashlib
 import os
+import re
 import stat
 from contextlib import contextmanager
 from pathlib import Path
@@ -225,3 +226,19 @@ def decode_idx(data: bytes, path: Path) -> np.ndarray:
     if len(data) != expected:
         raise UserError(f"{path} holds {len(data)} bytes where its header promises {expected}; it is truncated or corrupt")
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+
+
+OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>")
+
+
+def undecodable(where: str, error: Exception) -> UserError:
+    """One line for an image file that does not decode: which file, what is wrong with it (never a
+    Python object's repr, which PIL puts in its messages for in-memory files), what to do."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(error, UnidentifiedImageError):
+        what = "is not an image in any format Pillow reads (not JPEG, PNG or PPM)"
+    else:
+        detail = " ".join(OBJECT_REPR.sub("the file", str(error)).split())[:160]
+        what = f"cannot be decoded as an image ({detail or type(error).__name__})"
+    return UserError(f"{where} {what}; the file is corrupt or partial: delete it and fetch it again")

@@ -37,7 +37,7 @@ from tailbench.datasets.cifar import ldam_manifest
 from tailbench.datasets.manifest import Manifest
 from tailbench.datasets.profiles import exp_sizes
 from tailbench.datasets.registry import register_dataset
-from tailbench.datasets.sources import is_data_file, is_data_folder, list_folder, missing_files_error, unpinned, unreadable, verify
+from tailbench.datasets.sources import is_data_file, is_data_folder, list_folder, missing_files_error, undecodable, unpinned, unreadable, verify
 from tailbench.errors import UserError
 from tailbench.families import NATURAL_FAMILIES
 
@@ -152,7 +152,7 @@ def _decode(read: Callable[[str], bytes], where: Callable[[str], str], name: str
         with Image.open(io.BytesIO(read(name))) as image:
             array = np.asarray(image.convert("RGB"), dtype=np.uint8)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
-        raise UserError(f"{where(name)} cannot be decoded as an image ({type(error).__name__}: {error}); the file is corrupt or partial: delete it and fetch it again") from None
+        raise undecodable(where(name), error) from None
     if array.shape != (SIZE, SIZE, 3):
         raise UserError(f"{where(name)} is {array.shape[1]}x{array.shape[0]}, not {SIZE}x{SIZE}; the files are not the official ones")
     return array

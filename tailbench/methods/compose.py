@@ -89,7 +89,13 @@ class ComposedMethod:
 
     def augment(self, batch: Batch, state: StepState) -> Batch:
         for part in self.augmentations:
+            labels = batch.y.ndim
             batch = part.augment(batch, state)
+            if batch.y.ndim != labels and not part.mixes_labels:  # shapes only: no host sync
+                raise UserError(
+                    f"method part {part.name!r} turned the batch's labels from [B] class indices into a {tuple(batch.y.shape)} "
+                    "matrix without declaring it; set mixes_labels = True on the part (and use a loss with soft_targets)"
+                )
         return batch
 
     def loss(self, model: nn.Module, logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None, epoch: int) -> torch.Tensor:

@@ -111,18 +111,23 @@ class MetaLearnedSharing(MethodPart):
             raise UserError("msr meta-trains on nuisance-transformed queries: use a dataset with a known nuisance (e.g. fmnist-rot-lt)")
         counts = ctx.class_counts.cpu()
         threshold, largest = int(hp["threshold"]), int(counts.max())  # type: ignore[call-overload]
+        def named(key: str) -> str:  # the setting as the user gave it, or as the default it is
+            return f"--hp msr.{key}={hp[key]}" if hp[key] != type(self).hparams[key] else f"msr's default {key}={hp[key]}"
+
         if threshold > largest:
-            raise UserError(f"--hp msr.threshold={threshold} is above the largest class ({largest} training images): "
-                            f"no head class to meta-train on; choose at most {largest}")
+            raise UserError(f"{named('threshold')} is above the largest class ({largest} training images): "
+                            f"no head class to meta-train on; pass --hp msr.threshold={largest} or less")
         self.head_classes = [int(c) for c in torch.nonzero(counts >= threshold).flatten()]
         if int(hp["ways"]) > len(self.head_classes):  # type: ignore[call-overload]
-            raise UserError(f"--hp msr.ways={hp['ways']} exceeds the {len(self.head_classes)} head classes (at least "
-                            f"{threshold} training images); lower msr.ways or msr.threshold")
+            lower = sorted(counts.tolist(), reverse=True)[min(int(hp["ways"]), len(counts)) - 1]  # type: ignore[call-overload]
+            raise UserError(f"{named('ways')} needs that many head classes to meta-train on, and this dataset has "
+                            f"{len(self.head_classes)} with {named('threshold')} training images or more; pass "
+                            f"--hp msr.threshold={lower} (so that its {int(hp['ways'])} largest classes count) or a smaller --hp msr.ways")
         per_class = int(hp["shots"]) + int(hp["queries"])  # type: ignore[call-overload]
         smallest = int(counts[self.head_classes].min())
         if per_class > smallest:
-            raise UserError(f"--hp msr.shots + msr.queries = {per_class} images per class, but the smallest head class "
-                            f"has {smallest}; lower them or raise msr.threshold")
+            raise UserError(f"{named('shots')} + {named('queries')} = {per_class} images per class, but the smallest head class "
+                            f"has {smallest}; lower them or raise --hp msr.threshold")
         ints = {key: int(hp[key]) for key in POSITIVE_INTS + ("order",)}  # type: ignore[call-overload]
         self.config = MetaConfig(
             ways=ints["ways"], shots=ints["shots"], queries=ints["queries"], tasks=ints["tasks"],

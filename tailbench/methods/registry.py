@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
+import re
 import sys
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -21,14 +22,27 @@ _PARTS: dict[str, type[MethodPart]] = {}
 USER_MODULE_PREFIX = "tailbench_user_method_"
 
 
+# A part's name is a spec token (joined by '+', hyper-parameters as part.key, entries as
+# @part.key=value) and part of a run folder's name: letters, digits, '_' and '-', starting with a letter.
+PART_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
+
+
 def register_method(name: str) -> Callable[[P], P]:
+    """Register a MethodPart subclass under `name`; a bad name, a clash or a bad kind is one line
+    (a UserError) when the defining file is imported, not later when a spec is parsed."""
+
     def decorator(cls: P) -> P:
-        if not name or "+" in name or "." in name:
-            raise ValueError(f"method part name {name!r} must be non-empty without '+' or '.'")
+        if not isinstance(name, str) or not PART_NAME.fullmatch(name):
+            raise UserError(f"method part name {str(name)[:40]!r} cannot be a spec token or a folder name; use up to 40 letters, "
+                            "digits, '_' or '-', starting with a letter (no '/', '<', '=', '+', '@', '.' or spaces)")
         if name in _PARTS and _PARTS[name] is not cls:
-            raise ValueError(f"method part {name!r} registered twice")
-        if cls.kind not in KINDS:  # type: ignore[attr-defined]
-            raise ValueError(f"method part {name!r} has kind {cls.kind!r}; expected one of {KINDS}")  # type: ignore[attr-defined]
+            held = _PARTS[name]
+            if part_source(held).origin == "builtin":
+                raise UserError(f"method part {name!r} is built in ({held.__module__}: {held.description or held.__name__}); "
+                                f"rename yours, e.g. @register_method({('my_' + name)[:40]!r})")
+            raise UserError(f"method part {name!r} is already registered by {held.__module__}; rename one of them")
+        if getattr(cls, "kind", None) not in KINDS:
+            raise UserError(f"method part {name!r} has kind {getattr(cls, 'kind', None)!r}; expected one of {', '.join(KINDS)}")
         cls.name = name  # type: ignore[attr-defined]
         _PARTS[name] = cls  # type: ignore[assignment]
         return cls
@@ -184,6 +198,8 @@ def load_method_file(path: str) -> list[str]:
         del sys.modules[module_name]
         _PARTS.clear()
         _PARTS.update(before)
+        if isinstance(error, UserError):  # a part defined wrongly: register_method's own line
+            raise UserError(f"--method-file {path}: {error}") from None
         raise UserError(f"--method-file {path} failed to import: {type(error).__name__}: {' '.join(str(error).split())}") from None
     _FILE_SOURCES[module_name] = code_source("file", file, data)
     return _parts_of(module_name)
