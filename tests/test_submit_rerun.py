@@ -108,6 +108,11 @@ INVALID = {
                                 "method.hparams.ce.gamma: ce has no such hyper-parameter here"),
     "changed names nothing": (lambda d: edit_result(d, set_field(["method", "changed"], {"ce.eps": 0.2})),
                               "method.changed.ce.eps: names no hyper-parameter in method.hparams"),
+    "a built-in part of the wrong kind": (lambda d: edit_result(d, set_field(["method", "parts", 0, "kind"], "rule")),
+                                          "method.parts[0].kind: is 'rule'; the built-in 'ce' is a loss"),
+    "a built-in part that does not exist": (
+        lambda d: edit_result(d, lambda r: (r["method"]["parts"][0].update(name="tb_secret"), r["method"].update(spec="tb_secret", hparams={"tb_secret": {}}))),
+        "method.parts[0]: 'tb_secret' is recorded as built in, but this tailbench has no built-in part of that name"),
 }
 
 

@@ -121,7 +121,7 @@ def validate_run(directory: Path) -> Checked:
     if record is None:  # the registry checks below assume the types are right
         return checked
     checked.record = record
-    checked.problems += _check_changed(record.method.model_dump()) + code_problems(result)
+    checked.problems += _check_builtin_parts(record.method.parts) + _check_changed(record.method.model_dump()) + code_problems(result)
     registry, problems = _registry(record.dataset)
     checked.problems += problems + _check_recipe(record.recipe.model_dump())
     if registry is not None:
@@ -157,6 +157,24 @@ def _check_evidence(record: RunRecord, checked: Checked, table_ok: bool) -> list
 
 
 # -- checks against the registries -----------------------------------------------------------
+def _check_builtin_parts(parts) -> list[tuple[str, str]]:
+    """A part the record calls built in (origin "builtin", or none in a version-1 record) must be a
+    part this tailbench ships, of the same kind: a record cannot pass off other code as built in."""
+    from tailbench.methods import method_parts, part_source
+
+    registered = method_parts()
+    problems: list[tuple[str, str]] = []
+    for i, part in enumerate(parts):
+        if part.origin not in (None, "builtin"):
+            continue
+        here = registered.get(part.name)
+        if here is None or part_source(here).origin != "builtin":
+            problems.append((f"method.parts[{i}]", f"{part.name!r} is recorded as built in, but this tailbench has no built-in part of that name"))
+        elif here.kind != part.kind:
+            problems.append((f"method.parts[{i}].kind", f"is {part.kind!r}; the built-in {part.name!r} is a {here.kind}"))
+    return problems
+
+
 def _check_changed(method: dict) -> list[tuple[str, str]]:
     """`method.changed` (absent in version-1 records: nothing changed) names exactly the
     hyper-parameters that differ from their part's default, so that a variant can never pass for
