@@ -12,7 +12,7 @@
 #   tier 2: ce+drw, ldam+drw, bsce, ce+drs+augerino, ce+drs+msr, ce+mixup, ce+drs+remix;
 #   tier 3: the decoupled classifiers and post-hoc adjustment on a shared stage-1 `ce` network
 #           (ce+crt, ce+lws, ce+tau_norm, ce+posthoc_la: one `ce` training per dataset and seed,
-#           ce+wb: its own, under weight decay 5e-3;
+#           ce+wb: its own, under weight decay 5e-3; sade, then sade+sade_tta on the same experts;
 #           then each method's own stage, about 1.5 h of the machine for the nine networks);
 #   tier protocol: scripts/measure_ekld_protocol.sh (one network per method, both protocols).
 # Configuration (docs/PERFORMANCE.md, "CPU configuration for the reference grid"): two runs side
@@ -75,7 +75,7 @@ for tier in "${TIERS[@]}"; do
     3)
       # One method at a time, all seeds side by side: the first trains each seed's `ce` network,
       # the other three reuse it from the cache.
-      for method in ce+crt ce+lws ce+tau_norm ce+posthoc_la ce+wb; do
+      for method in ce+crt ce+lws ce+tau_norm ce+posthoc_la ce+wb sade sade+sade_tta; do
         sweep tier3 --datasets fmnist-bg-lt,fmnist-dil-lt,fmnist-rot-lt --methods "$method" --seeds 0,1,2 --jobs "$JOBS"
       done
       ;;

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from tailbench.benchmarks.augment import compose
+from tailbench.recipes.augment import compose
 from tailbench.benchmarks.runtime import Runtime, choose_runtime
 from tailbench.benchmarks.step import CapturedStep, EagerStep
 from tailbench.benchmarks.trainer import build_optimizer, epoch_order

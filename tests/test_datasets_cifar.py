@@ -311,7 +311,7 @@ def test_lighting_scales_brightness_and_contrast():
 
 
 def test_new_recipes_load_and_their_models_build():
-    from tailbench.benchmarks.augment import compose
+    from tailbench.recipes.augment import compose
     from tailbench.recipes.recipe import load_recipe
     from tailbench.models import create_model
 

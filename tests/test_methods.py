@@ -11,10 +11,13 @@ from tailbench.methods.registry import changed_hparams, resolve_hparams
 from tailbench.results.store import method_id
 
 
+ON_ITS_OWN_LOSS = {"sade_tta": "sade"}  # a part that composes with one loss only
+
+
 def specs_covering_every_part():
     parts = method_parts()
     specs = [name for name, p in parts.items() if p.kind == "loss"]
-    specs += [f"ce+{name}" for name, p in parts.items() if p.kind != "loss"]
+    specs += [f"{ON_ITS_OWN_LOSS.get(name, 'ce')}+{name}" for name, p in parts.items() if p.kind != "loss"]
     return specs
 
 

@@ -32,12 +32,13 @@ from tailbench.benchmarks.checkpoint import Checkpointer
 from tailbench.benchmarks.evaluation import per_class_accuracy, predict_log_probs
 from tailbench.benchmarks.runtime import Runtime, seed_everything
 from tailbench.benchmarks.trainer import EpochRecord, train
-from tailbench.datasets.base import LongTailedData
+from tailbench.datasets.base import LongTailedData, Split
 from tailbench.devices import device_name
 from tailbench.errors import UserError
 from tailbench.methods import Batch, ComposedMethod, StepState
 from tailbench.methods.registry import part_source
 from tailbench.methods.stage import ClassifierStage
+from tailbench.recipes.augment import crop_flip
 from tailbench.recipes.recipe import Recipe
 from tailbench.storage.locks import exclusive
 
@@ -204,7 +205,7 @@ class StageTraining:
         return None
 
     def augment(self, batch: Batch, state: StepState) -> Batch:
-        return batch
+        return self.stage.stage_augment(batch, state, crop_flip)
 
     def loss(self, model: nn.Module, logits: torch.Tensor, y: torch.Tensor, weights, epoch: int) -> torch.Tensor:
         return self.stage.stage_loss(self.method.loss_part, logits, y)
@@ -248,6 +249,13 @@ def trainable_after_setup(stage: ClassifierStage, model: nn.Module) -> list[str]
     return names
 
 
+def training_split(stage: ClassifierStage, data: LongTailedData) -> Split:
+    """What stage 2 trains on: the training split, or the test images with their labels hidden."""
+    if stage.trains_on == "train":
+        return data.train
+    return Split(data.test.x, torch.zeros_like(data.test.y))
+
+
 def check_stage(stage: ClassifierStage, place: Place) -> None:
     """The stage's setup on a throwaway network, before stage 1 trains: a stage that freezes
     nothing is refused at once. Torch's random streams are left as they were."""
@@ -275,7 +283,10 @@ def stage2(
             from tailbench.console import console
 
             console.print(f"stage 2: {stage.name}, {epochs} epochs, training {', '.join(names)}", soft_wrap=True)
-        history, _ = train(model, StageTraining(method, stage), data.train, schedule, generator, runtime, quiet, checkpointer)
+        history, _ = train(model, StageTraining(method, stage), training_split(stage, data), schedule, generator, runtime, quiet, checkpointer)
+        if stage.trains_on != "train":
+            for epoch in history:
+                epoch.train_acc = None  # against hidden (zeroed) labels: not a number to keep
 
     def validation_balanced_accuracy() -> float:
         log_probs = predict_log_probs(method, model, data.val.x, runtime)
@@ -285,5 +296,5 @@ def stage2(
     return {
         "part": stage.name, "epochs": epochs, "lr": schedule.lr if epochs else 0.0, "weight_decay": schedule.weight_decay if epochs else 0.0,
         "trains": names,
-        "frozen_batchnorm": stage.frozen_batchnorm, "chosen": chosen, "history": [asdict(h) for h in history],
+        "frozen_batchnorm": stage.frozen_batchnorm, "trained_on": stage.trains_on, "chosen": chosen, "history": [asdict(h) for h in history],
     }

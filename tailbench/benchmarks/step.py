@@ -51,7 +51,7 @@ class EagerStep:
         self.optimizer.step()
         self.method.after_step(self.model)
         target = batch.y if batch.y.ndim == 1 else batch.y.argmax(1)  # soft targets: their most likely class
-        self.loss_sum += loss.detach() * batch.y.shape[0]
+        self.loss_sum += loss.detach() * idx.shape[0]  # per training image drawn (SADE's test-time views are two rows each)
         self.correct += (logits.detach().argmax(1) == target).sum()
 
     def __call__(self, idx: torch.Tensor, epoch: int, step: int, loss_weights: torch.Tensor | None) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from tailbench.benchmarks.augment import compose
+from tailbench.recipes.augment import compose
 from tailbench.benchmarks.checkpoint import Checkpointer
 from tailbench.benchmarks.progress import EpochProgress
 from tailbench.recipes.recipe import Recipe

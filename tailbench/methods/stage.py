@@ -13,6 +13,9 @@ dataset, recipe and seed and which every spec sharing that rest reuses from the 
   over its epochs; SGD with the recipe's momentum and weight decay.
 - ``sampling_weights(epoch)``: per-class sampling weights; by default class-aware sampling
   (each class equally likely, each image uniform within its class: weight 1/n_c).
+- ``trains_on``: the training split (default), or the test split's images with their labels
+  hidden (SADE's test-time aggregation; the record says so);
+- ``stage_augment(batch, state, view)``: stage 2's batch augmentation (SADE: two views);
 - ``stage_loss(loss_part, logits, y)``: by default the spec's own loss, without class weights.
 - ``frozen_batchnorm``: whether BatchNorm keeps stage 1's running statistics (True, the default:
   the features stay exactly stage 1's, which is what the benchmark asks about; the official
@@ -33,7 +36,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, ClassVar
 
 from tailbench.errors import UserError
-from tailbench.methods.base import MethodPart
+from tailbench.methods.base import Batch, MethodPart, StepState
 
 if TYPE_CHECKING:
     import torch
@@ -51,6 +54,7 @@ class ClassifierStage(MethodPart):
     capture_safe = True  # the stage-2 step is the spec's loss on a plain forward pass
     trains_parameters: ClassVar[bool] = True  # False for a stage that only rescales (no epochs)
     paper_epochs: ClassVar[tuple[int, int]] = (PAPER_STAGE_EPOCHS, PAPER_STAGE1_EPOCHS)  # stage 2 of stage 1 in the paper
+    trains_on: ClassVar[str] = "train"  # or "test images, unlabeled" (SADE's test-time aggregation): the labels are hidden
 
     @classmethod
     def check_hparams(cls, hp: dict[str, object]) -> None:
@@ -89,6 +93,10 @@ class ClassifierStage(MethodPart):
 
     def sampling_weights(self, epoch: int) -> torch.Tensor | None:
         return 1.0 / self.ctx.class_counts.double().clamp_min(1)
+
+    def stage_augment(self, batch: Batch, state: StepState, view: Callable[[torch.Tensor, torch.Generator], torch.Tensor]) -> Batch:
+        """Stage 2's batch augmentation (default none); `view` is the recipes' crop-and-flip."""
+        return batch
 
     def stage_loss(self, loss_part: MethodPart, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return loss_part.loss(logits, y, None)
