@@ -23,14 +23,14 @@
 # runs; the whole grid (101 runs) about 35 hours of the machine, over many sessions.
 #
 # Usage, from the project root of a clean checkout at the commit the records should name:
-#   nice -n 19 scripts/reference_grid.sh OUT [TIER...]      (default tiers: 1 smoke 2)
+#   nice -n 19 scripts/reference_grid.sh OUT [TIER...]      (default tiers: 1 protocol smoke 2 3)
 # Records land in OUT/results, generators in OUT/cache. Rerunning skips complete runs and resumes
 # checkpointed ones (and generators from their checkpoints). Then
 #   tailbench submit OUT/results --results results && make leaderboard
 set -uo pipefail
 OUT=${1:?usage: scripts/reference_grid.sh OUT [TIER...]}
 shift
-TIERS=("${@:-1 smoke 2}")
+TIERS=("${@:-1 protocol smoke 2 3}")
 TIERS=(${TIERS[@]})
 cd "$(dirname "$0")/.." || exit 2
 mkdir -p "$OUT"
