@@ -93,3 +93,15 @@ def test_sade_with_test_time_aggregation_learns_only_the_expert_weights_on_unlab
 def test_a_meaningless_sade_composition_is_one_line(cli, tmp_path, spec, message):
     result = cli("run", "--dataset", "digits-lt", "--method", spec, "--epochs", "1", "--device", "cpu", "--out", tmp_path / "runs")
     assert result.code == 2 and message in result.err and len(result.err.strip().splitlines()) == 1, result.err
+
+
+def test_the_leaderboard_marks_an_entry_that_adapted_on_test_images(isolated_cache, tmp_path, cli):
+    out, results = tmp_path / "runs", tmp_path / "results"
+    for spec in ("sade", "sade+sade_tta"):
+        assert main(["run", "--dataset", "digits-lt", "--method", spec, "--epochs", "1", "--device", "cpu", "--out", str(out), "--quiet"]) == 0
+    assert cli("submit", out, "--results", results).code == 0
+    assert cli("leaderboard", "--results", results, "--out", tmp_path / "board").code == 0
+    board = (tmp_path / "board" / "LEADERBOARD.md").read_text()
+    assert "| `sade+sade_tta` §" in board and "| `sade` |" in board
+    assert "§ adapts at test time on the test split's images, never their labels" in board
+    assert "adapts on test images</span>" in (tmp_path / "board" / "index.html").read_text()

@@ -73,6 +73,12 @@ class Entry:
         return numeric.reset_index()
 
     @property
+    def sees_test_images(self) -> bool:
+        """Whether a second stage trained on the test split's (unlabeled) images, as SADE's test-time aggregation does."""
+        return any(run.record.stages is not None and run.record.stages.classifier is not None
+                   and run.record.stages.classifier.trained_on != "train" for run in self.runs)
+
+    @property
     def outside(self):
         """The OutsideModel of an entry trained outside tailbench (its first seed's), else None."""
         return self.runs[0].record.outside

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tailbench.leaderboard.aggregate import Entry, Stat
 from tailbench.leaderboard.intervals import interval_kind
-from tailbench.leaderboard.markdown import card_text, learned_label, with_interval
+from tailbench.leaderboard.markdown import SEES_TEST_IMAGES, card_text, learned_label, with_interval
 from tailbench.leaderboard.plots import plots_note
 from tailbench.leaderboard.reported import Reported
 from tailbench.results.metrics import Display, table_columns
@@ -42,6 +42,7 @@ class Cell:
     wrap: bool = False
     external: str = ""  # for an entry's method cell: the parts from outside tailbench
     outside: str = ""  # for an entry's method cell: the model card of a model trained outside tailbench
+    sees_test: str = ""  # for an entry's method cell: it adapted on the test split's unlabeled images
 
 
 @lru_cache(maxsize=1)
@@ -97,6 +98,8 @@ def entries_table(benchmark: str, entries: list[Entry]) -> dict:
         method_cell = text_cell(entry.method, code=True, external=external)
         if entry.outside is not None:
             method_cell = replace(method_cell, outside=card_text(entry.outside))
+        if entry.sees_test_images:
+            method_cell = replace(method_cell, sees_test=SEES_TEST_IMAGES)
         cells = [method_cell, count_cell(len(entry.runs))]
         cells += [stat_cell(entry.metric(m.key), m.display) for m in metrics]
         if learned:

@@ -27,6 +27,10 @@ def with_interval(value: Stat, display: Display) -> str:
     return text
 
 
+SEES_TEST_IMAGES = ("adapts at test time on the test split's images, never their labels (SADE's self-supervised aggregation): "
+                    "it has seen the test inputs, which the other entries have not")
+
+
 def card_text(outside) -> str:
     """An outside model's card and identity, in one line of plain text."""
     card = outside.card
@@ -119,7 +123,7 @@ def benchmark_section(benchmark: str, entries: list[Entry], plot_names: list[tup
                   f"Cells: mean over seeds [95 % percentile bootstrap interval: {interval_kind(entries)}]."]
         lines += ["", "| " + " | ".join(headers) + " |", "|" + "|".join(["---"] * len(headers)) + "|"]
         for entry in entries:
-            marks = (" ‡" if entry.external_code else "") + (" †" if entry.outside is not None else "")
+            marks = (" ‡" if entry.external_code else "") + (" †" if entry.outside is not None else "") + (" §" if entry.sees_test_images else "")
             cells = [code(entry.method) + marks, str(len(entry.runs)) + ("ⁱ" if entry.has_images else "")]
             cells += [with_interval(entry.metric(m.key), m.display) for m in columns]
             if learned:
@@ -131,6 +135,9 @@ def benchmark_section(benchmark: str, entries: list[Entry], plot_names: list[tup
         outside = [f"{code(entry.method)}: {escape(card_text(entry.outside))}" for entry in entries if entry.outside is not None]
         if outside:
             lines += ["", "† trained outside tailbench and evaluated by `tailbench evaluate` (no tailbench training to rerun): " + "; ".join(outside) + "."]
+        adapted = [code(entry.method) for entry in entries if entry.sees_test_images]
+        if adapted:
+            lines += ["", f"§ {SEES_TEST_IMAGES}: " + ", ".join(adapted) + "."]
         if plot_names:
             lines += ["", escape(plots_note(entries))]
         for name, alt in plot_names:
