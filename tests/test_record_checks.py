@@ -173,3 +173,13 @@ def test_every_committed_record_passes_every_check():
     checked = [validate_run(folder) for folder in folders]
     refused = {str(c.directory.relative_to(root)): c.reason() for c in checked if not c.ok}
     assert not refused, refused
+
+
+def test_every_dataset_pins_its_sources_as_hex_checksums_or_says_it_pins_none():
+    import re
+
+    from tailbench.datasets import dataset_names, get_dataset
+
+    for name in dataset_names():
+        pinned = get_dataset(name).pinned_checksums()
+        assert pinned is None or (pinned and all(re.fullmatch(r"[0-9a-f]{32}|[0-9a-f]{64}", value) for value in pinned)), name

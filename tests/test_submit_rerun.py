@@ -108,6 +108,9 @@ INVALID = {
                                 "method.hparams.ce.gamma: ce has no such hyper-parameter here"),
     "changed names nothing": (lambda d: edit_result(d, set_field(["method", "changed"], {"ce.eps": 0.2})),
                               "method.changed.ce.eps: names no hyper-parameter in method.hparams"),
+    "a source checksum that is not the pinned one": (lambda d: edit_result(d, set_field(["dataset", "sources", 0, "sha256"], "0" * 64)),
+                                                     "dataset.sources[0].sha256: 0000000000000000... is not a checksum this tailbench pins for digits-lt's files"),
+    "no sources": (lambda d: edit_result(d, set_field(["dataset", "sources"], [])), "dataset.sources: is empty"),
     "a built-in part of the wrong kind": (lambda d: edit_result(d, set_field(["method", "parts", 0, "kind"], "rule")),
                                           "method.parts[0].kind: is 'rule'; the built-in 'ce' is a loss"),
     "a built-in part that does not exist": (

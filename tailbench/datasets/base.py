@@ -115,6 +115,11 @@ class DatasetBuilder:
     def make_manifest(self, source_totals: dict[str, list[int]]) -> Manifest:
         raise NotImplementedError
 
+    def pinned_checksums(self) -> frozenset[str] | None:
+        """The checksums (sha256 or md5 hex) this tailbench pins for the dataset's source files, which
+        a record's `dataset.sources` must name; None where the dataset pins none."""
+        return None
+
     def check_files(self, data_dir: Path) -> None:
         """Raise the one-line missing-files error when the dataset's files are not under
         `data_dir`, without reading them: the CLI asks before torch loads. Datasets that cannot

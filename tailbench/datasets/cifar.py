@@ -90,6 +90,11 @@ def ldam_manifest(
     return manifest
 
 
+def torchvision_md5s(tv) -> list:
+    """torchvision's own md5 list for a CIFAR dataset class: (file, md5) in the order it reads them."""
+    return [*tv.train_list, *tv.test_list, [tv.meta["filename"], tv.meta["md5"]]]
+
+
 class CifarLT(DatasetBuilder):
     """Shared by CIFAR-10-LT and CIFAR-100-LT; subclasses name torchvision's class and the sizes."""
 
@@ -104,6 +109,9 @@ class CifarLT(DatasetBuilder):
     frozen_option_sets: ClassVar[list[dict[str, object]]] = [
         {}, {"ratio": 50}, {"ratio": 10}, {"profile": "step"}, {"profile": "step", "ratio": 10},
     ]
+
+    def pinned_checksums(self) -> frozenset[str] | None:
+        return frozenset(md5 for _, md5 in torchvision_md5s(self._torchvision()))
 
     def check_options(self) -> None:
         check_positive_int(self.name, self.opts, "n_max", "val_per_class")
@@ -141,7 +149,7 @@ class CifarLT(DatasetBuilder):
         tv = self._torchvision()
         folder = data_dir / tv.base_folder
         # torchvision's own md5 lists: the files it would check, in the order it reads them.
-        expected = [*tv.train_list, *tv.test_list, [tv.meta["filename"], tv.meta["md5"]]]
+        expected = torchvision_md5s(tv)
         missing = [name for name, _ in expected if not is_data_file(folder / name)]
         if missing:
             raise missing_files_error(self.name, missing, folder, self._how_to_get(data_dir))

@@ -28,6 +28,9 @@ class DigitsLT(DatasetBuilder):
     citation = "Alpaydin & Kaynak, UCI Optical Recognition of Handwritten Digits, 1998"
     summary = "8x8 digits, Zipf(1.5) class sizes 120..5, balanced 40-image test classes (for fast tests)"
 
+    def pinned_checksums(self) -> frozenset[str] | None:
+        return frozenset({SHA256})
+
     def check_options(self) -> None:
         check_positive_int(self.name, self.opts, "n_max", "n_min", "val_per_class", "test_per_class")
 

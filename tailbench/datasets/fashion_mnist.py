@@ -66,6 +66,9 @@ class FashionMNISTLT(ZipfControlled):
             seed=int(self.opts["split_seed"]), val_per_class=int(self.opts["val_per_class"]), nuisance=self.nuisance_draw(),
         )
 
+    def pinned_checksums(self) -> frozenset[str] | None:
+        return frozenset(SHA256.values())
+
     def check_files(self, data_dir: Path) -> None:
         self._found(data_dir)
 

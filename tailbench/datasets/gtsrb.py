@@ -215,6 +215,9 @@ class GtsrbLT(CountedTotals, DatasetBuilder):
     summary = "GTSRB at 32x32, classes ranked by official size, exp profile ratio 100, whole tracks; val = last track"
     frozen_option_sets: ClassVar[list[dict[str, object]]] = [{}]
 
+    def pinned_checksums(self) -> frozenset[str] | None:
+        return None if LISTING_SHA256 is None else frozenset({LISTING_SHA256})
+
     def check_options(self) -> None:
         ratio, n_max, val = self.opts["ratio"], self.opts["n_max"], self.opts["val_per_class"]
         if not isinstance(ratio, int) or ratio < 1:

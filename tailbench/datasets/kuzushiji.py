@@ -117,6 +117,9 @@ class Kuzushiji49LT(CountedTotals, ZipfControlled):
     citation = "Zhou et al., Do Deep Networks Transfer Invariances Across Classes?, ICLR 2022"
     frozen_option_sets: ClassVar[list[dict[str, object]]] = [{}]
 
+    def pinned_checksums(self) -> frozenset[str] | None:
+        return frozenset(MD5.values())
+
     def count_totals(self, data_dir: Path) -> dict[str, list[int]]:
         return counted_totals(data_dir)
 

@@ -191,6 +191,9 @@ class TinyImageNetLT(DatasetBuilder):
     summary = "Tiny ImageNet-LT: exp profile 500..5 (ratio 100), LDAM-DRW image choice; test = official val"
     frozen_option_sets: ClassVar[list[dict[str, object]]] = [{}]
 
+    def pinned_checksums(self) -> frozenset[str] | None:
+        return frozenset({ZIP_MD5} | ({LISTING_SHA256} if LISTING_SHA256 else set()))
+
     def check_options(self) -> None:
         check_positive_int(self.name, self.opts, "ratio", "n_max", "val_per_class")
         if not isinstance(self.opts["split_seed"], int) or self.opts["split_seed"] < 0:

@@ -126,7 +126,7 @@ def validate_run(directory: Path) -> Checked:
     checked.problems += problems + _check_recipe(record.recipe.model_dump())
     if registry is not None:
         builder, manifest, frozen = registry
-        checked.problems += _check_dataset(record, builder, manifest, frozen)
+        checked.problems += _check_dataset(record, builder, manifest, frozen) + _check_sources(record, builder)
         if PER_CLASS in checked.files and not checked.problems:
             checked.problems += check_per_class(record, checked.files[PER_CLASS], manifest)
             if not checked.problems:  # the record as a whole: its summary is its table's
@@ -238,6 +238,27 @@ def _registry(dataset):
         return None, [("dataset", " ".join(str(error).split()))]
     except Exception as error:  # a dataset builder rejecting odd option values in its own way
         return None, [("dataset.options", f"the registry cannot build {dataset.name!r} from them ({type(error).__name__}: {' '.join(str(error).split())})")]
+
+
+def _check_sources(record: RunRecord, builder) -> list[tuple[str, str]]:
+    """Every verified source names a checksum this tailbench pins for the dataset (unverified and
+    unpinned sources are admission's to refuse): a record cannot claim files it did not check."""
+    pinned = builder.pinned_checksums()
+    if pinned is None:
+        return []
+    if not record.dataset.sources:
+        return [("dataset.sources", f"is empty; a {builder.dataset_id} record names the files it read and their checksums")]
+    problems: list[tuple[str, str]] = []
+    for i, source in enumerate(record.dataset.sources):
+        if source.unverified or source.pinned is False or "not pinned" in str((source.model_extra or {}).get("check", "")):
+            continue
+        named = {key: value for key, value in (source.model_extra or {}).items() if key in ("sha256", "md5")}
+        if not named:
+            problems.append((f"dataset.sources[{i}]", f"{source.path[:120]} names no checksum (sha256 or md5)"))
+        elif not set(named.values()) & pinned:
+            key, value = next(iter(named.items()))
+            problems.append((f"dataset.sources[{i}].{key}", f"{value[:16]}... is not a checksum this tailbench pins for {builder.dataset_id}'s files"))
+    return problems
 
 
 def _check_dataset(record: RunRecord, builder, manifest, frozen: bool) -> list[tuple[str, str]]:
