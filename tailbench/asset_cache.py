@@ -19,12 +19,13 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import torch
 
 from tailbench.errors import UserError
 from tailbench.storage.atomic import write_atomic
+from tailbench.storage.locks import LockBusy, exclusive
 
 CACHE_ENV = "TAILBENCH_CACHE"
 CHECKPOINT, CONFIG = "checkpoint.pt", "config.json"
@@ -86,3 +87,20 @@ def save(path: Path, payload: dict) -> None:
 
 def write_config(directory: Path, ident: dict, extra: dict) -> None:
     write_atomic(directory / CONFIG, (json.dumps({**ident, **extra}, indent=2) + "\n").encode())
+
+
+def ensure_final(kind: AssetKind, directory: Path, train: Callable[[], None], wait_seconds: float) -> bool:
+    """Make sure the folder holds its finished asset: `train()` writes it, under the folder's lock,
+    unless it is there already (perhaps finished by another process while this one waited for the
+    lock). One trainer per asset; the others wait, then load. Returns whether it was there."""
+    final = directory / kind.final
+    if final.is_file():
+        return True
+    try:
+        with exclusive(directory.parent / f".{directory.name}.lock", wait_seconds=wait_seconds):
+            if final.is_file():
+                return True
+            train()
+            return False
+    except LockBusy as busy:
+        raise UserError(f"the {kind.what} in {directory} is still being trained elsewhere ({busy.holder}); try again when it ends") from None

@@ -40,7 +40,6 @@ from tailbench.methods.registry import part_source
 from tailbench.methods.stage import ClassifierStage
 from tailbench.recipes.augment import crop_flip
 from tailbench.recipes.recipe import Recipe
-from tailbench.storage.locks import exclusive
 
 STAGE1 = asset_cache.AssetKind(folder="stage1", final="model.pt", what="stage-1 model", redo="train stage 1 again")
 TRAINING_FIELDS = ("model", "epochs", "batch_size", "lr", "momentum", "weight_decay", "nesterov",
@@ -126,11 +125,9 @@ def stage1(
 
     if not reuse:
         return trained(None)
-    if final.is_file():
-        return _load(final, ident, place, record)
-    with exclusive(directory.parent / f".{directory.name}.lock", wait_seconds=LOCK_WAIT):
-        if final.is_file():
-            return _load(final, ident, place, record)
+    made: list[Stage1] = []
+
+    def train_into_cache() -> None:
         asset_cache.write_config(directory, ident, {"device": str(device)})
         checkpointer = Checkpointer(directory, ident, datetime.now(timezone.utc).isoformat(), checkpoint_every, quiet)
         if not quiet:
@@ -141,7 +138,10 @@ def stage1(
         asset_cache.save(final, {"identity": ident, "model": done.model.state_dict(), "sha256": done.record["sha256"],
                                  "history": [asdict(h) for h in done.history], "step_kind": done.step_kind})
         checkpointer.clear()
-        return done
+        made.append(done)
+
+    asset_cache.ensure_final(STAGE1, directory, train_into_cache, LOCK_WAIT)
+    return made[0] if made else _load(final, ident, place, record)
 
 
 def _load(final, ident: dict, place: Place, record: Callable[[nn.Module, str], dict]) -> Stage1:

@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 
 from tailbench.errors import UserError
+from tailbench.asset_cache import ensure_final
 from tailbench.generative import cache
 from tailbench.generative.model import GeneratorConfig, Munit, build_munit
-from tailbench.storage.locks import exclusive
 
 LOSSES = ("adv", "img", "sty", "con", "dis")  # LSGAN (G), image, style, content reconstruction, LSGAN (D)
 DISPLAY_EVERY = 10  # iterations between reads of the running losses (one device sync each)
@@ -203,19 +203,18 @@ def train_or_load(
     directory = cache.entry_dir(root or cache.cache_root(), dataset_id, manifest_sha256, config, seed)
     ident = cache.identity(dataset_id, manifest_sha256, config, seed, tuple(images.shape[1:]))
     final = directory / cache.FINAL
-    if final.is_file():
-        return load_final(final, ident, device), directory
-    config.check_image(tuple(images.shape[1:]))
-    # One trainer per generator: a second process (another run of a sweep) waits for it, then loads.
-    with exclusive(directory.parent / f".{directory.name}.lock", wait_seconds=TRAINING_LOCK_WAIT):
-        if not final.is_file():
-            keep = {}
-            for k in sorted(set(keep_at)):
-                shorter = replace(config, iters=k)
-                target = cache.entry_dir(root or cache.cache_root(), dataset_id, manifest_sha256, shorter, seed)
-                if k < config.iters and not (target / cache.FINAL).is_file():
-                    keep[k] = (target, cache.identity(dataset_id, manifest_sha256, shorter, seed, tuple(images.shape[1:])))
-            train_to_final(images, labels, config, seed, directory, ident, checkpoint_every, quiet, on_checkpoint, keep, flip)
+
+    def train() -> None:
+        config.check_image(tuple(images.shape[1:]))
+        keep = {}
+        for k in sorted(set(keep_at)):
+            shorter = replace(config, iters=k)
+            target = cache.entry_dir(root or cache.cache_root(), dataset_id, manifest_sha256, shorter, seed)
+            if k < config.iters and not (target / cache.FINAL).is_file():
+                keep[k] = (target, cache.identity(dataset_id, manifest_sha256, shorter, seed, tuple(images.shape[1:])))
+        train_to_final(images, labels, config, seed, directory, ident, checkpoint_every, quiet, on_checkpoint, keep, flip)
+
+    ensure_final(cache.GENERATORS, directory, train, TRAINING_LOCK_WAIT)  # a second process waits for the trainer, then loads
     return load_final(final, ident, device), directory
 
 

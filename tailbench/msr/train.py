@@ -16,11 +16,10 @@ from typing import Callable
 
 import torch
 
-from tailbench.errors import UserError
 from tailbench.msr import cache
 from tailbench.msr.episodes import EpisodeSampler
 from tailbench.msr.meta import MetaConfig, MetaTrainer
-from tailbench.storage.locks import LockBusy, exclusive
+from tailbench.asset_cache import ensure_final
 
 CHECKPOINT_EVERY = 100
 CURVE_POINTS = 20  # the meta-training curve keeps this many window means
@@ -44,16 +43,10 @@ def train_or_load(
 ) -> MetaResult:
     directory = cache.entry_dir(root or cache.cache_root(), dataset_id, manifest_sha256, config, seed)
     ident = cache.identity(dataset_id, manifest_sha256, config, seed, image_shape)
-    try:
-        with exclusive(directory.parent / f".{directory.name}.lock", LOCK_WAIT_SECONDS):
-            final = directory / cache.FINAL
-            loaded = final.is_file()
-            if not loaded:
-                _meta_train(sampler, image_shape, mean, std, config, seed, directory, ident, checkpoint_every, quiet,
-                            dataset_id, on_checkpoint)
-            payload = cache.load(final, ident)
-    except LockBusy as busy:
-        raise UserError(f"MSR meta-training for {dataset_id} is still running elsewhere ({busy.holder}); try again when it ends") from None
+    loaded = ensure_final(cache.SHARING, directory, lambda: _meta_train(
+        sampler, image_shape, mean, std, config, seed, directory, ident, checkpoint_every, quiet, dataset_id, on_checkpoint,
+    ), LOCK_WAIT_SECONDS)
+    payload = cache.load(directory / cache.FINAL, ident)
     curve = [dict(zip(("step", "loss", "acc"), row)) for row in payload["curve"]]
     return MetaResult(payload["sharing"].float(), curve, float(payload["seconds"]), directory, loaded)
 
