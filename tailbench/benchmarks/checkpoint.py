@@ -15,7 +15,6 @@ import io
 import random
 import shutil
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +62,7 @@ class Checkpointer:
     def save(self, epoch: int, model, optimizer, method, generator: torch.Generator, history: list) -> None:
         state = {
             "identity": self.identity, "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "method": method.state_dict(), "rng": rng_state(generator), "history": [asdict(h) for h in history],
+            "method": method.state_dict(), "rng": rng_state(generator), "history": [h.model_dump() for h in history],
             "started": self.started, "wall_seconds": self.wall_seconds(),
         }
         buffer = io.BytesIO()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -110,7 +109,7 @@ def train_and_record(
         "seed": config.seed,
         "recipe": recipe.to_json(),
         "summary": summary,
-        "history": [asdict(h) for h in history],
+        "history": [h.model_dump() for h in history],
         "provenance": {
             "git": code_version, "code_sha256": code_digest,
             "packages": provenance.package_versions(), "machine": provenance.machine(),

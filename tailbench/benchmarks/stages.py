@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -31,7 +31,7 @@ from tailbench.benchmarks import provenance
 from tailbench.benchmarks.checkpoint import Checkpointer
 from tailbench.benchmarks.evaluation import per_class_accuracy, predict_log_probs
 from tailbench.benchmarks.runtime import Runtime, seed_everything
-from tailbench.benchmarks.trainer import EpochRecord, train
+from tailbench.benchmarks.trainer import epoch_record, train
 from tailbench.datasets.base import LongTailedData, Split
 from tailbench.devices import device_name
 from tailbench.errors import UserError
@@ -40,6 +40,7 @@ from tailbench.methods.registry import part_source
 from tailbench.methods.stage import ClassifierStage
 from tailbench.recipes.augment import crop_flip
 from tailbench.recipes.recipe import Recipe
+from tailbench.results.record import EpochRecord
 
 STAGE1 = asset_cache.AssetKind(folder="stage1", final="model.pt", what="stage-1 model", redo="train stage 1 again")
 TRAINING_FIELDS = ("model", "epochs", "batch_size", "lr", "momentum", "weight_decay", "nesterov",
@@ -136,7 +137,7 @@ def stage1(
             console.print(f"stage 1: training {training.spec} (seed {seed}) into {directory}", soft_wrap=True)
         done = trained(checkpointer)
         asset_cache.save(final, {"identity": ident, "model": done.model.state_dict(), "sha256": done.record["sha256"],
-                                 "history": [asdict(h) for h in done.history], "step_kind": done.step_kind})
+                                 "history": [h.model_dump() for h in done.history], "step_kind": done.step_kind})
         checkpointer.clear()
         made.append(done)
 
@@ -151,7 +152,7 @@ def _load(final, ident: dict, place: Place, record: Callable[[nn.Module, str], d
     sha = weights_sha256(model)
     if sha != payload["sha256"]:
         raise UserError(f"{final} holds weights whose sha256 is not the one it records; delete it to {STAGE1.redo}")
-    return Stage1(model, runtime, [EpochRecord(**h) for h in payload["history"]], str(payload["step_kind"]), record(model, sha))
+    return Stage1(model, runtime, [epoch_record(**h) for h in payload["history"]], str(payload["step_kind"]), record(model, sha))
 
 
 # -- stage 2 ---------------------------------------------------------------------------------------
@@ -296,5 +297,5 @@ def stage2(
     return {
         "part": stage.name, "epochs": epochs, "lr": schedule.lr if epochs else 0.0, "weight_decay": schedule.weight_decay if epochs else 0.0,
         "trains": names,
-        "frozen_batchnorm": stage.frozen_batchnorm, "trained_on": stage.trains_on, "chosen": chosen, "history": [asdict(h) for h in history],
+        "frozen_batchnorm": stage.frozen_batchnorm, "trained_on": stage.trains_on, "chosen": chosen, "history": [h.model_dump() for h in history],
     }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -18,19 +17,16 @@ from tailbench.benchmarks.step import CapturedStep, EagerStep
 from tailbench.datasets.base import Split
 from tailbench.errors import UserError
 from tailbench.methods import ComposedMethod
+from tailbench.results.record import EpochRecord
 
 DISPLAY_EVERY = 20  # steps between progress-bar updates (each one reads the running sums)
 
 
-@dataclass
-class EpochRecord:
-    epoch: int
-    lr: float
-    loss: float
-    train_acc: float
-    images_per_s: float
-    seconds: float
-    method: dict[str, object] = field(default_factory=dict)
+def epoch_record(**fields: object) -> EpochRecord:
+    """One epoch of the record's history, built as the record's own model (results/record.py),
+    checked with the whole record when it is written (a method's log may hold values that only
+    json_safe makes JSON)."""
+    return EpochRecord.model_construct(**fields)
 
 
 def build_optimizer(model: nn.Module, method: ComposedMethod, recipe: Recipe, device: torch.device, tensor_lr: bool = False) -> torch.optim.Optimizer:
@@ -100,7 +96,7 @@ def train(
     resumed = None if checkpointer is None else checkpointer.restore(model, step_fn.optimizer, method, generator)
     if resumed is not None:
         first, saved = resumed
-        history = [EpochRecord(**h) for h in saved]
+        history = [epoch_record(**h) for h in saved]
         use_lr_tensors(step_fn.optimizer, runtime)
     progress = EpochProgress(recipe.epochs, steps, quiet)
     with progress:
@@ -122,7 +118,7 @@ def train(
             seconds = time.perf_counter() - started
             progress.update(steps, loss, correct, n / seconds)
             base_lr = step_fn.optimizer.param_groups[0]["base_lr"]  # the model's: the recipe's, or its method's own optimizer's
-            record = EpochRecord(
+            record = epoch_record(
                 epoch=epoch, lr=base_lr * factor, loss=loss, train_acc=correct, images_per_s=n / seconds, seconds=seconds,
                 method=method.epoch_log(model, epoch),
             )
