@@ -81,7 +81,9 @@ def test_sade_with_test_time_aggregation_learns_only_the_expert_weights_on_unlab
     record = json.loads((out / "digits-lt@epochs=2" / "sade+sade_tta" / "seed-0" / "result.json").read_text())
     stage = record["stages"]["classifier"]
     assert stage["trained_on"] == "test images, unlabeled" and stage["trains"] == ["net.aggregation"] and stage["epochs"] == 5
-    assert sum(stage["chosen"]["expert_weights"]) == pytest.approx(1.0, abs=1e-5)
+    weights = stage["chosen"]["expert_weights"]
+    assert sum(weights) == pytest.approx(1.0, abs=1e-5)
+    assert stage["stopped_early"] == (len(stage["history"]) < 5) == (min(weights) < 0.05)
     assert all(epoch["train_acc"] is None and -1.0 <= epoch["loss"] <= 0.0 for epoch in stage["history"])
     assert record["stages"]["representation"]["spec"] == "sade"
 
@@ -105,3 +107,13 @@ def test_the_leaderboard_marks_an_entry_that_adapted_on_test_images(isolated_cac
     assert "| `sade+sade_tta` §" in board and "| `sade` |" in board
     assert "§ adapts at test time on the test split's images, never their labels" in board
     assert "adapts on test images</span>" in (tmp_path / "board" / "index.html").read_text()
+
+
+def test_the_test_time_stage_stops_once_an_experts_weight_collapses():
+    from tailbench.methods.sade import TestTimeAggregation
+
+    part = object.__new__(TestTimeAggregation)
+    part.experts = type("Net", (), {})()
+    for raw, stops in (([0.0, 0.0, 0.0], False), ([0.0, 0.5, 3.5], True)):  # softmax: 1/3 each; then 0.017 for the first
+        part.experts.expert_weights = lambda raw=raw: torch.tensor(raw).softmax(0)
+        assert part.stops_after(None, 0) is stops

@@ -214,6 +214,9 @@ class StageTraining:
     def after_step(self, model: nn.Module) -> None:
         self.stage.after_step(model)
 
+    def stops_after(self, model: nn.Module, epoch: int) -> bool:
+        return self.stage.stops_after(model, epoch)
+
     def set_train_mode(self, model: nn.Module) -> None:
         model.train()
         if self.stage.frozen_batchnorm:
@@ -297,5 +300,5 @@ def stage2(
     return {
         "part": stage.name, "epochs": epochs, "lr": schedule.lr if epochs else 0.0, "weight_decay": schedule.weight_decay if epochs else 0.0,
         "trains": names,
-        "frozen_batchnorm": stage.frozen_batchnorm, "trained_on": stage.trains_on, "chosen": chosen, "history": [h.model_dump() for h in history],
+        "stopped_early": len(history) < epochs, "frozen_batchnorm": stage.frozen_batchnorm, "trained_on": stage.trains_on, "chosen": chosen, "history": [h.model_dump() for h in history],
     }

@@ -125,6 +125,8 @@ def train(
             if not math.isfinite(record.loss):
                 raise UserError(f"training diverged in epoch {epoch + 1} (loss {record.loss}); lower the lr (--lr) or check the method's hyper-parameters")
             history.append(record)
+            if method.stops_after(model, epoch):  # e.g. SADE's test-time aggregation once an expert's weight collapses
+                break
             if checkpointer is not None and epoch + 1 < recipe.epochs and checkpointer.due(epoch):
                 checkpointer.save(epoch, model, step_fn.optimizer, method, generator, history)
     return history, step_fn.describe()

@@ -45,6 +45,10 @@ class ComposedMethod:
         view._use(kept)
         return view
 
+    def stops_after(self, model: nn.Module, epoch: int) -> bool:
+        """Whether training ends after this epoch, before the recipe's last: never for a spec's own training."""
+        return False
+
     def after_step(self, model: nn.Module) -> None:
         """After each optimizer step: nothing for a spec's own training (a second stage may project)."""
 

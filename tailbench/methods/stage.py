@@ -24,6 +24,7 @@ dataset, recipe and seed and which every spec sharing that rest reuses from the 
 - ``stage1_recipe``: recipe fields stage 1 trains under instead of the recipe's (weight
   balancing's large weight decay); they are part of the stage-1 network's cache key and record.
 - ``stage_weight_decay``: stage 2's weight decay (None: the recipe's).
+- ``stops_after(model, epoch)``: end stage 2 after this epoch (an early stop the paper's code makes);
 - ``after_step(model)``: after every stage-2 optimizer step (a projection such as MaxNorm), as
   tensor operations only.
 - ``finish(model, score)``: after training, e.g. choose a hyper-parameter by ``score()``, the
@@ -79,6 +80,11 @@ class ClassifierStage(MethodPart):
 
     def after_step(self, model: nn.Module) -> None:
         pass
+
+    def stops_after(self, model: nn.Module, epoch: int) -> bool:
+        """Whether stage 2 ends after this epoch, before its last (SADE's test-time stage stops once an
+        expert's weight falls below 0.05, as the official loop does)."""
+        return False
 
     @property
     def lr_scale(self) -> float:

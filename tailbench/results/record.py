@@ -321,6 +321,7 @@ class ClassifierStageRecord(Model):
     lr: NonNegative
     weight_decay: NonNegative = 0.0
     trains: list[Text]  # the parameters it trained; every other one was frozen
+    stopped_early: bool = False  # its part ended it before its epochs (SADE's test-time stage once a weight collapses)
     frozen_batchnorm: bool
     trained_on: Literal["train", "test images, unlabeled"] = "train"  # SADE's test-time aggregation: the test images, labels hidden
     chosen: dict[str, JsonValue]  # what it chose after training, e.g. tau_norm's tau on the validation split
