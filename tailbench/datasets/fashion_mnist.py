@@ -20,7 +20,7 @@ from tailbench.datasets.controlled import ZipfControlled, register_nuisance_vari
 from tailbench.datasets.longtail import long_tailed_manifest
 from tailbench.datasets.manifest import Manifest
 from tailbench.datasets.registry import register_dataset
-from tailbench.datasets.sources import data_dir_was_chosen, decode_idx, find_first, missing_files_error, read_bytes, verify
+from tailbench.datasets.sources import data_dir_was_chosen, decode_idx, find_all, find_first, read_bytes, verify
 from tailbench.errors import UserError
 
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -73,11 +73,8 @@ class FashionMNISTLT(ZipfControlled):
         self._found(data_dir)
 
     def _found(self, data_dir: Path) -> dict[str, Path]:
-        found = {name: find_first(_candidates(data_dir, name)) for pair in FILES.values() for name in pair}
-        missing = [name for name, path in found.items() if path is None]
-        if missing:
-            raise missing_files_error(self.name, missing, data_dir, HOW_TO_GET.format(data_dir=data_dir))
-        return found  # type: ignore[return-value]
+        names = [name for pair in FILES.values() for name in pair]
+        return find_all(self.name, names, lambda name: _candidates(data_dir, name), data_dir, HOW_TO_GET.format(data_dir=data_dir))
 
     def read_source(self, data_dir: Path) -> SourceArrays:
         found = self._found(data_dir)

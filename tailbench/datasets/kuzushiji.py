@@ -34,7 +34,7 @@ from tailbench.datasets.counted import CountedTotals
 from tailbench.datasets.controlled import ZipfControlled, register_nuisance_variants
 from tailbench.datasets.longtail import long_tailed_manifest
 from tailbench.datasets.manifest import Manifest
-from tailbench.datasets.sources import find_first, missing_files_error, read_bytes, verify
+from tailbench.datasets.sources import find_all, find_first, missing_files_error, read_bytes, verify
 from tailbench.errors import UserError
 
 CLASS_NAMES = [
@@ -140,11 +140,15 @@ class Kuzushiji49LT(CountedTotals, ZipfControlled):
         manifest.notes.update({"train_sizes_by_rank": sizes_by_rank, "class_ranks": ranks, "split_seed": seed, "image_seed": seed + 1})
         return manifest
 
+    def check_files(self, data_dir: Path) -> None:
+        self._found(data_dir)
+
+    def _found(self, data_dir: Path) -> dict[str, Path]:
+        names = [name for pair in FILES.values() for name in pair]
+        return find_all(self.name, names, lambda name: _candidates(data_dir, name), data_dir / "k49", HOW_TO_GET.format(data_dir=data_dir))
+
     def read_source(self, data_dir: Path) -> SourceArrays:
-        found = {name: find_first(_candidates(data_dir, name)) for pair in FILES.values() for name in pair}
-        missing = [name for name, path in found.items() if path is None]
-        if missing:
-            raise missing_files_error(self.name, missing, data_dir / "k49", HOW_TO_GET.format(data_dir=data_dir))
+        found = self._found(data_dir)
         images, labels, files = {}, {}, []
         for source, (image_name, label_name) in FILES.items():
             arrays = []

@@ -19,7 +19,7 @@ import re
 import stat
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -118,6 +118,15 @@ def missing_files_error(dataset: str, names: list[str], where: Path, how: str) -
     return MissingFiles(
         f"{dataset}: missing {', '.join(names)} under {where}; {how} (or point --data-dir / ${DATA_DIR_ENV} at them)"
     )
+
+
+def find_all(dataset: str, names: list[str], candidates: Callable[[str], list[Path]], where: Path, how: str) -> dict[str, Path]:
+    """Each named file's first existing candidate path; one missing-files line naming every absent one."""
+    found = {name: find_first(candidates(name)) for name in names}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        raise missing_files_error(dataset, missing, where, how)
+    return found  # type: ignore[return-value]
 
 
 def digest(data: bytes, algorithm: str) -> str:
