@@ -195,8 +195,8 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     re-evaluated from its checkpoint (outside.py)."""
     from tailbench.benchmarks.rerun import chosen_run, entry_runs
 
-    if args.device not in (None, "cpu", "cuda"):
-        raise UserError(f"--device {args.device!r} is not one of cpu, cuda (default: the record's device type)")
+    if args.device is not None and args.device not in cli_options.DEVICES[1:]:
+        raise UserError(f"--device {args.device!r} is not one of {', '.join(cli_options.DEVICES[1:])} (default: the record's device type)")
     run = chosen_run(entry_runs(args.results, args.benchmark, args.method), args.benchmark, args.method, args.seed)
     if run.record.outside is None:
         if args.checkpoint is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tailbench.cli_options import DEVICES
 from tailbench.recipes.recipe import Recipe, load_recipe, with_overrides
 from tailbench.datasets import get_dataset
 from tailbench.datasets.base import DatasetBuilder
@@ -18,7 +19,6 @@ from tailbench.methods import parse_spec
 from tailbench.methods.registry import changed_hparams, resolve_hparams
 from tailbench.results.store import benchmark_id, method_id, path_component_problem
 
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass

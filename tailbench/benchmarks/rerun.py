@@ -297,8 +297,6 @@ def rerun(results: Path, benchmark: str, method: str, seed: int | None, toleranc
 def cmd_rerun(args: argparse.Namespace) -> int:
     from tailbench.methods import load_method_file
 
-    if args.device not in (None, "cpu", "cuda"):
-        raise UserError(f"--device {args.device!r} is not one of cpu, cuda (default: the record's device type)")
-    for path in args.method_file or []:
+    for path in args.method_file or []:  # --device was checked by the command's dispatcher (cli.cmd_rerun)
         load_method_file(path)
     return 0 if rerun(args.results, args.benchmark, args.method, args.seed, args.tolerance, args.device, args.data_dir, args.allow_changed_code) else 1
