@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import fields
 import sys
 from pathlib import Path
 
@@ -119,17 +120,15 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def run_config(args: argparse.Namespace, dataset: str, method: str, seed: int):
+    """The run's config: every RunConfig field the command line has, by the field's own name (its
+    option's dest), so that a new run option is declared in RunConfig and its flag only."""
     from tailbench.benchmarks.config import RunConfig
 
-    return RunConfig(
-        dataset=dataset, method=method, seed=seed,
-        dataset_options=parse_assignments("--dataset-opt", args.dataset_opt),
-        hparams=parse_assignments("--hp", args.hp),
-        recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        ekld_transforms=args.ekld_transforms, ekld_protocol=args.ekld_protocol, device=args.device, out=args.out,
-        data_dir=args.data_dir, force=args.force, quiet=args.quiet, checkpoint_every=args.checkpoint_every,
-        allow_unverified_data=args.allow_unverified_data,
-    )
+    per_run = {"dataset": dataset, "method": method, "seed": seed,
+               "dataset_options": parse_assignments("--dataset-opt", args.dataset_opt),
+               "hparams": parse_assignments("--hp", args.hp)}
+    given = {f.name: getattr(args, f.name) for f in fields(RunConfig) if f.name not in per_run and hasattr(args, f.name)}
+    return RunConfig(**per_run, **given)
 
 
 def checked_configs(args: argparse.Namespace, datasets: list[str], methods: list[str], seeds: list[int], here: bool = True) -> list:
@@ -169,12 +168,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from tailbench.launchers.settings import LaunchSettings
     from tailbench.launchers.sweep import sweep
 
-    settings = LaunchSettings(
-        launcher=args.launcher, jobs=args.jobs, cpus_per_run=args.cpus_per_run, ray_address=args.ray_address,
-        slurm_partition=args.slurm_partition, slurm_time=args.slurm_time, slurm_gpus_per_task=args.slurm_gpus_per_task,
-        slurm_max_parallel=args.slurm_max_parallel, slurm_folder=args.slurm_folder, slurm_local=args.slurm_local,
-        quiet=args.quiet,
-    )
+    settings = LaunchSettings(**{f.name: getattr(args, f.name) for f in fields(LaunchSettings)})  # each option's dest is its field
     return sweep(configs, args.method_file or [], settings)
 
 
