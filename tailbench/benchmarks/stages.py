@@ -217,6 +217,11 @@ class StageTraining:
     def stops_after(self, model: nn.Module, epoch: int) -> bool:
         return self.stage.stops_after(model, epoch)
 
+    @property
+    def labels_hidden(self) -> bool:
+        """Training accuracy means nothing against hidden (zeroed) labels: not shown, not kept."""
+        return self.stage.trains_on != "train"
+
     def set_train_mode(self, model: nn.Module) -> None:
         model.train()
         if self.stage.frozen_batchnorm:
@@ -288,9 +293,6 @@ def stage2(
 
             console.print(f"stage 2: {stage.name}, {epochs} epochs, training {', '.join(names)}", soft_wrap=True)
         history, _ = train(model, StageTraining(method, stage), training_split(stage, data), schedule, generator, runtime, quiet, checkpointer)
-        if stage.trains_on != "train":
-            for epoch in history:
-                epoch.train_acc = None  # against hidden (zeroed) labels: not a number to keep
 
     def validation_balanced_accuracy() -> float:
         log_probs = predict_log_probs(method, model, data.val.x, runtime)

@@ -113,13 +113,14 @@ def train(
                 step_fn(order[step * batch_size : (step + 1) * batch_size], epoch, step, loss_weights)
                 if progress.live and (step + 1) % DISPLAY_EVERY == 0:  # reading the sums waits for the GPU
                     seen = min((step + 1) * batch_size, n)
-                    progress.update(step + 1, float(step_fn.loss_sum) / seen, float(step_fn.correct) / seen, seen / (time.perf_counter() - started))
+                    shown = math.nan if method.labels_hidden else float(step_fn.correct) / seen
+                    progress.update(step + 1, float(step_fn.loss_sum) / seen, shown, seen / (time.perf_counter() - started))
             loss, correct = float(step_fn.loss_sum) / n, float(step_fn.correct) / n
             seconds = time.perf_counter() - started
-            progress.update(steps, loss, correct, n / seconds)
+            progress.update(steps, loss, math.nan if method.labels_hidden else correct, n / seconds)
             base_lr = step_fn.optimizer.param_groups[0]["base_lr"]  # the model's: the recipe's, or its method's own optimizer's
             record = epoch_record(
-                epoch=epoch, lr=base_lr * factor, loss=loss, train_acc=correct, images_per_s=n / seconds, seconds=seconds,
+                epoch=epoch, lr=base_lr * factor, loss=loss, train_acc=None if method.labels_hidden else correct, images_per_s=n / seconds, seconds=seconds,
                 method=method.epoch_log(model, epoch),
             )
             if not math.isfinite(record.loss):

@@ -45,6 +45,8 @@ class ComposedMethod:
         view._use(kept)
         return view
 
+    labels_hidden = False  # a spec's own training reads its labels (a second stage may train on unlabeled images)
+
     def stops_after(self, model: nn.Module, epoch: int) -> bool:
         """Whether training ends after this epoch, before the recipe's last: never for a spec's own training."""
         return False
