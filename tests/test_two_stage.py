@@ -172,9 +172,15 @@ def test_lws_scales_each_class_logit_by_a_learned_factor_that_starts_at_one():
 
 
 def test_class_aware_sampling_and_the_papers_stage_length():
+    from tailbench.methods.base import MethodContext
+    from tailbench.methods.decoupled import ClassifierRetraining
     from tailbench.methods.stage import paper_stage_epochs
 
     assert [paper_stage_epochs(e) for e in (90, 50, 10, 3)] == [10, 6, 1, 1]
+    counts = torch.tensor([100, 10, 1])
+    part = ClassifierRetraining(MethodContext(3, counts, 3, 2, torch.device("cpu"), 0, (1, 8, 8), None), dict(ClassifierRetraining.hparams))
+    per_image = part.sampling_weights(0)[torch.repeat_interleave(torch.arange(3), counts)]
+    assert torch.allclose(torch.bincount(torch.repeat_interleave(torch.arange(3), counts), weights=per_image), torch.ones(3, dtype=per_image.dtype))
 
 
 def test_frozen_batchnorm_keeps_stage1_statistics_unless_asked():

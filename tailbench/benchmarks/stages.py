@@ -113,7 +113,7 @@ def stage1(
     ident = asset_cache.identity(data.dataset_id, data.manifest_sha256, config, seed, data.image_shape)
     final = directory / STAGE1.final
 
-    def record(model: nn.Module, sha: str) -> dict:
+    def record(sha: str) -> dict:
         return {"spec": training.spec, "hparams": training.hparams, "recipe_changes": dict(recipe_changes),
                 "key": config.digest, "sha256": sha, "epochs": recipe.epochs}
 
@@ -122,7 +122,7 @@ def stage1(
         model, runtime = place()
         generator = torch.Generator(device=device).manual_seed(seed)
         history, step_kind = train(model, training, data.train, recipe, generator, runtime, quiet, checkpointer)
-        return Stage1(model, runtime, history, step_kind, record(model, weights_sha256(model)))
+        return Stage1(model, runtime, history, step_kind, record(weights_sha256(model)))
 
     if not reuse:
         return trained(None)
@@ -145,14 +145,14 @@ def stage1(
     return made[0] if made else _load(final, ident, place, record)
 
 
-def _load(final, ident: dict, place: Place, record: Callable[[nn.Module, str], dict]) -> Stage1:
+def _load(final, ident: dict, place: Place, record: Callable[[str], dict]) -> Stage1:
     model, runtime = place()
     payload = STAGE1.load(final, ident, next(model.parameters()).device)
     model.load_state_dict(payload["model"])
     sha = weights_sha256(model)
     if sha != payload["sha256"]:
         raise UserError(f"{final} holds weights whose sha256 is not the one it records; delete it to {STAGE1.redo}")
-    return Stage1(model, runtime, [epoch_record(**h) for h in payload["history"]], str(payload["step_kind"]), record(model, sha))
+    return Stage1(model, runtime, [epoch_record(**h) for h in payload["history"]], str(payload["step_kind"]), record(sha))
 
 
 # -- stage 2 ---------------------------------------------------------------------------------------

@@ -19,9 +19,8 @@ import itertools
 from typing import TYPE_CHECKING, Callable
 
 from tailbench.errors import UserError
-from tailbench.methods.base import MethodPart
 from tailbench.methods.registry import register_method
-from tailbench.methods.stage import STAGE_HPARAMS, ClassifierStage, classifier_of
+from tailbench.methods.stage import STAGE_HPARAMS, ClassifierStage, classifier_of, linear_classifier_of
 
 if TYPE_CHECKING:
     import torch
@@ -60,6 +59,7 @@ class TauNormalization(ClassifierStage):
     paper = "Kang et al., ICLR 2020"
     hparams = {"tau_max": 2.0, "steps": 21}
     trains_parameters = False
+    uses_norms = "rescales"
 
     @classmethod
     def check_hparams(cls, hp: dict[str, object]) -> None:
@@ -69,20 +69,10 @@ class TauNormalization(ClassifierStage):
         if not 2 <= steps <= 201:
             raise UserError(f"--hp tau_norm.steps={hp['steps']} must be from 2 to 201 (the paper's grid: 21 values)")
 
-    @classmethod
-    def check_spec(cls, spec: str, parts: list[type[MethodPart]]) -> None:
-        if parts[0].name == "ldam":
-            raise UserError(f"method spec {spec!r}: tau_norm rescales the norms of the classifier's class vectors, which ldam's "
-                            "cosine classifier normalises away; use crt or lws after ldam")
-
     def setup(self, model: nn.Module) -> list[torch.nn.Parameter]:
-        import torch.nn as nn
-
         from tailbench.models.layers import TauNormalizedClassifier
 
-        old = classifier_of(model, self.name)
-        if not isinstance(old, nn.Linear):
-            raise UserError(f"tau_norm needs a linear classifier; the network has a {type(old).__name__}")
+        old = linear_classifier_of(model, self.name)
         self.classifier = _install(model, TauNormalizedClassifier(old.weight), old)
         return []
 

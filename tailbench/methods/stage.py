@@ -56,6 +56,15 @@ class ClassifierStage(MethodPart):
     trains_parameters: ClassVar[bool] = True  # False for a stage that only rescales (no epochs)
     paper_epochs: ClassVar[tuple[int, int]] = (PAPER_STAGE_EPOCHS, PAPER_STAGE1_EPOCHS)  # stage 2 of stage 1 in the paper
     trains_on: ClassVar[str] = "train"  # or "test images, unlabeled" (SADE's test-time aggregation): the labels are hidden
+    # What the stage does with the class vectors' norms, for a stage that needs a linear classifier
+    # ("rescales", "balances"): refused after a loss whose cosine classifier normalises them away.
+    uses_norms: ClassVar[str] = ""
+
+    @classmethod
+    def check_spec(cls, spec: str, parts: list[type[MethodPart]]) -> None:
+        if cls.uses_norms and parts[0].name == "ldam":
+            raise UserError(f"method spec {spec!r}: {cls.name} {cls.uses_norms} the norms of the classifier's class vectors, "
+                            "which ldam's cosine classifier normalises away; use crt or lws after ldam")
 
     @classmethod
     def check_hparams(cls, hp: dict[str, object]) -> None:
@@ -114,6 +123,16 @@ class ClassifierStage(MethodPart):
 def paper_stage_epochs(recipe_epochs: int, stage: int = PAPER_STAGE_EPOCHS, stage1: int = PAPER_STAGE1_EPOCHS) -> int:
     """Stage 2's epochs at the paper's ratio (decoupling: 10 of 90), at least 1: the fmnist recipe's 50 give 6."""
     return max(1, round(recipe_epochs * stage / stage1))
+
+
+def linear_classifier_of(model: nn.Module, part: str) -> nn.Linear:
+    """The backbone's classifier, which must be linear (a stage that works on its class vectors)."""
+    import torch.nn as nn
+
+    classifier = classifier_of(model, part)
+    if not isinstance(classifier, nn.Linear):
+        raise UserError(f"{part} needs a linear classifier; the network has a {type(classifier).__name__}")
+    return classifier
 
 
 def classifier_of(model: nn.Module, part: str) -> nn.Module:

@@ -24,7 +24,7 @@ from tailbench.errors import UserError
 from tailbench.methods.base import MethodPart
 from tailbench.methods.registry import register_method
 from tailbench.methods.rules import check_beta, effective_number_weights
-from tailbench.methods.stage import ClassifierStage, classifier_of
+from tailbench.methods.stage import ClassifierStage, linear_classifier_of
 
 if TYPE_CHECKING:
     import torch
@@ -51,6 +51,7 @@ class WeightBalancing(ClassifierStage):
     hparams = {"epochs": 0, "lr_scale": 1.0, "frozen_bn": True, "stage1_weight_decay": 5e-3, "weight_decay": 0.1,
                "beta": 0.9999, "max_norm": 0.1}
     paper_epochs = (10, 320)
+    uses_norms = "balances"
 
     @classmethod
     def check_hparams(cls, hp: dict[str, object]) -> None:
@@ -62,12 +63,6 @@ class WeightBalancing(ClassifierStage):
         if not 0 <= float(hp["max_norm"]) <= 1:  # type: ignore[arg-type]
             raise UserError(f"--hp wb.max_norm={hp['max_norm']} must be from 0 to 1 (the threshold's place between the smallest and largest norm)")
 
-    @classmethod
-    def check_spec(cls, spec: str, parts: list[type[MethodPart]]) -> None:
-        if parts[0].name == "ldam":
-            raise UserError(f"method spec {spec!r}: wb balances the norms of the classifier's class vectors, which ldam's "
-                            "cosine classifier normalises away; use crt or lws after ldam")
-
     @property
     def stage1_recipe(self) -> dict[str, object]:
         return {"weight_decay": float(self.hp["stage1_weight_decay"])}  # type: ignore[arg-type]
@@ -77,11 +72,7 @@ class WeightBalancing(ClassifierStage):
         return float(self.hp["weight_decay"])  # type: ignore[arg-type]
 
     def setup(self, model: nn.Module) -> list[torch.nn.Parameter]:
-        import torch.nn as nn
-
-        classifier = classifier_of(model, self.name)
-        if not isinstance(classifier, nn.Linear):
-            raise UserError(f"wb needs a linear classifier; the network has a {type(classifier).__name__}")
+        classifier = linear_classifier_of(model, self.name)
         self.weight = classifier.weight
         self.threshold = max_norm_threshold(classifier.weight, float(self.hp["max_norm"]))  # type: ignore[arg-type]
         self.class_weights = effective_number_weights(self.ctx, float(self.hp["beta"])).to(classifier.weight.device)  # type: ignore[arg-type]
