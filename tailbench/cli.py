@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import fields
 import sys
 from pathlib import Path
 
 from tailbench import __version__, cli_options, limits
 from tailbench.benchmarks import rerun as rerun_command
-from tailbench.recipes.recipe import EKLD_PROTOCOLS
 from tailbench.errors import Terminated, UserError, os_error_line, run_signals
 from tailbench.leaderboard import compare as compare_command
 from tailbench.options import parse_assignments
@@ -119,57 +117,42 @@ def cmd_describe(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_config(args: argparse.Namespace, dataset: str, method: str, seed: int):
-    """The run's config: every RunConfig field the command line has, by the field's own name (its
-    option's dest), so that a new run option is declared in RunConfig and its flag only."""
-    from tailbench.benchmarks.config import RunConfig
-
-    per_run = {"dataset": dataset, "method": method, "seed": seed,
-               "dataset_options": parse_assignments("--dataset-opt", args.dataset_opt),
-               "hparams": parse_assignments("--hp", args.hp)}
-    given = {f.name: getattr(args, f.name) for f in fields(RunConfig) if f.name not in per_run and hasattr(args, f.name)}
-    return RunConfig(**per_run, **given)
-
-
 def checked_configs(args: argparse.Namespace, datasets: list[str], methods: list[str], seeds: list[int], here: bool = True) -> list:
-    """Every run's config, each checked (names, options, spec, hyper-parameters, a writable --out
-    and, for runs on this machine, the dataset's files) before torch loads."""
-    from tailbench.benchmarks.config import resolve
-
+    """Every run of the grid, resolved and checked (names, options, spec, hyper-parameters, a
+    writable --out and, for runs on this machine, the dataset's files) before torch loads: the
+    resolved runs are what the runner and the sweep go on with."""
+    from tailbench.benchmarks.config import RunConfig, resolve
     from tailbench.datasets.sources import default_data_dir
-    from tailbench.results.store import is_complete, run_dir
+    from tailbench.results.store import is_complete
     from tailbench.storage.writable import check_writable
 
     load_method_files(args.method_file)
-    configs = [run_config(args, d, m, s) for d in datasets for m in methods for s in seeds]
+    runs = [resolve(cli_options.from_args(RunConfig, args, dataset=d, method=m, seed=s)) for d in datasets for m in methods for s in seeds]
     checked_data: set[str] = set()
-    for config in configs:
-        builder, _, benchmark, entry = resolve(config)
-        directory = run_dir(config.out, benchmark, entry, config.seed)
-        if is_complete(directory) and not config.force:
+    for run in runs:
+        if is_complete(run.directory) and not run.config.force:
             continue  # skipped by the run itself; nothing to write, no data to read
-        check_writable(directory, "--out")  # a file, a read-only folder or a full disk: before torch loads
-        if here and builder.dataset_id not in checked_data:  # Ray and Slurm tasks may see other files
-            builder.check_files(config.data_dir or default_data_dir())  # files not there: before torch loads
-            checked_data.add(builder.dataset_id)
-    return configs
+        check_writable(run.directory, "--out")  # a file, a read-only folder or a full disk: before torch loads
+        if here and run.builder.dataset_id not in checked_data:  # Ray and Slurm tasks may see other files
+            run.builder.check_files(run.config.data_dir or default_data_dir())  # files not there: before torch loads
+            checked_data.add(run.builder.dataset_id)
+    return runs
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config, = checked_configs(args, [args.dataset], [args.method], [args.seed])
+    resolved, = checked_configs(args, [args.dataset], [args.method], [args.seed])
     from tailbench.benchmarks.runner import run
 
-    run(config)
+    run(resolved)
     return 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    configs = checked_configs(args, args.datasets, args.methods, args.seeds, here=args.launcher == "local")
+    runs = checked_configs(args, args.datasets, args.methods, args.seeds, here=args.launcher == "local")
     from tailbench.launchers.settings import LaunchSettings
     from tailbench.launchers.sweep import sweep
 
-    settings = LaunchSettings(**{f.name: getattr(args, f.name) for f in fields(LaunchSettings)})  # each option's dest is its field
-    return sweep(configs, args.method_file or [], settings)
+    return sweep(runs, args.method_file or [], cli_options.from_args(LaunchSettings, args))
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -252,16 +235,6 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if not 0 <= value <= 10**6:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1000000")
-    return value
-
-
 def comma_list(text: str) -> list[str]:
     items = [t.strip() for t in text.split(",") if t.strip()]
     if not items:
@@ -274,51 +247,17 @@ def comma_ints(text: str) -> list[int]:
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    cli_options.dataset_opt(p)
-    p.add_argument("--hp", action="append", metavar="PART.KEY=VALUE", help="method hyper-parameter, repeatable; `tailbench list methods` shows the defaults")
+    """RunConfig's options (benchmarks/config.py declares each one), and --method-file."""
+    from tailbench.benchmarks.config import RunConfig
+
+    cli_options.add_fields(p, RunConfig)
     cli_options.method_file(p)
-    p.add_argument("--recipe", help="recipe name (default: the dataset's own); see `tailbench list recipes`")
-    p.add_argument("--epochs", type=limits.int_in(1, limits.MAX_EPOCHS), help="override the recipe's epochs (the lr schedule rescales)")
-    p.add_argument("--batch-size", type=limits.int_in(1, limits.MAX_BATCH_SIZE), help="override the recipe's batch size")
-    p.add_argument("--lr", type=limits.positive_number, help="override the recipe's learning rate")
-    p.add_argument("--ekld-transforms", type=limits.int_in(1, limits.MAX_EKLD_TRANSFORMS), help="override the recipe's transforms per image for eKLD")
-    p.add_argument("--ekld-protocol", choices=EKLD_PROTOCOLS, metavar="|".join(EKLD_PROTOCOLS),
-                   help="override the recipe's eKLD protocol (clean: x is the clean test image, as the reference; drawn: x keeps its nuisance draw)")
-    cli_options.device(p)
-    cli_options.out(p, Path("runs"), "folder of run records: OUT/<benchmark>/<method>/seed-<seed>/")
-    cli_options.data_dir(p)
-    p.add_argument("--force", action="store_true", help="run again even if the run record is complete (drops its checkpoint; the old record stays until the new one replaces it)")
-    p.add_argument("--checkpoint-every", type=non_negative_int, metavar="K",
-                   help="epochs between in-run checkpoints (0: none; default: after every few seconds of training); a rerun resumes from the last")
-    p.add_argument("--allow-unverified-data", action="store_true",
-                   help="use dataset files that fail their checksum (e.g. a re-encoded copy); the record says so and `submit` refuses it")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return value
 
 
 def add_launch_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--launcher", choices=["local", "ray", "slurm"], default="local",
-                   help="local: this machine (default); ray: one Ray task per run; slurm: one job array through submitit")
-    p.add_argument("--jobs", type=positive_int, metavar="N",
-                   help="local: N runs at once in worker processes; ray: N runs share each GPU (default: 1 on a CPU, 4 on a GPU)")
-    p.add_argument("--cpus-per-run", type=positive_int, metavar="N",
-                   help="CPU threads per run, also what each Ray or Slurm task asks for (default: local the cores / --jobs, ray and slurm 1)")
-    p.add_argument("--ray-address", metavar="ADDRESS", help="Ray cluster to use (default: $RAY_ADDRESS, else a new local Ray cluster)")
-    p.add_argument("--slurm-partition", metavar="NAME")
-    p.add_argument("--slurm-time", type=positive_int, metavar="MINUTES", help="time limit per array task (default 60)")
-    p.add_argument("--slurm-gpus-per-task", type=positive_int, metavar="N", help="GPUs per array task (default 0)")
-    p.add_argument("--slurm-max-parallel", type=positive_int, metavar="N", help="array tasks running at once (default: Slurm's)")
-    p.add_argument("--slurm-folder", type=Path, metavar="DIR", help="submitit's job files and logs (default: OUT/.submitit)")
-    p.add_argument("--slurm-local", action="store_true", help="run the job array on this machine through submitit's LocalExecutor")
+    from tailbench.launchers.settings import LaunchSettings
+
+    cli_options.add_fields(p, LaunchSettings)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -44,4 +44,17 @@ def positive_number(text: str) -> float:
     return value
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer above zero (a count of jobs, CPUs, minutes)."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text[:30]!r} is not a positive integer")
+    return value
+
+
 seed = int_in(0, MAX_SEED)

@@ -79,7 +79,7 @@ def test_a_preempted_slurm_task_is_requeued_resumes_and_writes_the_same_record(t
     import submitit
 
     from tailbench.benchmarks.checkpoint import FILE, PARTIAL
-    from tailbench.benchmarks.runner import RunConfig, run
+    from tailbench.benchmarks.runner import RunConfig, resolve, run
     from tailbench.devices import torch_threads
     from tailbench.launchers.job import Job
     from tailbench.launchers.slurm import RunTask
@@ -87,7 +87,7 @@ def test_a_preempted_slurm_task_is_requeued_resumes_and_writes_the_same_record(t
     def config(out: Path) -> RunConfig:
         return RunConfig(dataset="digits-lt", method="ce", seed=0, epochs=20, checkpoint_every=1, out=out)
 
-    job = Job(0, config(tmp_path / "out"), threads=1)  # not quiet: the task's log says where it resumed
+    job = Job(0, resolve(config(tmp_path / "out")), threads=1)  # not quiet: the task's log says where it resumed
     executor = submitit.AutoExecutor(folder=tmp_path / "submitit", cluster="local")
     executor.update_parameters(timeout_min=60)  # well within its time: a preemption, not a timeout
     handle = executor.submit(RunTask(job))

@@ -74,7 +74,7 @@ def test_hparam_overrides_are_typed_and_checked():
         resolve_hparams(parts, {"test-scaled.steps": "1.5"})
     from tailbench.benchmarks.runner import RunConfig, resolve
 
-    assert resolve(RunConfig("digits-lt", "test-scaled", hparams={"test-scaled.scale": "0.5"}))[3] == "test-scaled@test-scaled.scale=0.5"
+    assert resolve(RunConfig("digits-lt", "test-scaled", hparams={"test-scaled.scale": "0.5"})).entry == "test-scaled@test-scaled.scale=0.5"
     with pytest.raises(UserError, match="not a part of this method spec"):
         resolve_hparams(parts, {"ldam.max_m": "0.3"})
     from tailbench.methods import registry

@@ -11,7 +11,7 @@ import torch
 
 from tailbench.benchmarks import provenance, stages
 from tailbench.benchmarks.checkpoint import Checkpointer
-from tailbench.benchmarks.config import RunConfig, resolve  # noqa: F401  (RunConfig: part of this module's API)
+from tailbench.benchmarks.config import ResolvedRun, RunConfig, resolve
 from tailbench.benchmarks.runtime import Runtime, choose_runtime, make_deterministic, seed_everything
 from tailbench.devices import device_kind, device_name, resolve_device
 from tailbench.benchmarks.evaluation import per_class_accuracy, predict_log_probs
@@ -31,20 +31,21 @@ from tailbench.nuisance import get_family
 from tailbench.results import SCHEMA_VERSION, per_image
 from tailbench.results.metrics import RunTables, stored_summary
 from tailbench.results.record import RunRecord
-from tailbench.results.store import PER_IMAGE, is_complete, json_safe, run_dir, write_run
+from tailbench.results.store import PER_IMAGE, is_complete, json_safe, write_run
 from tailbench.storage.writable import check_writable
 
 STAGE2_FILE = "stage2.pt"  # a two-stage run's stage-2 checkpoint, beside the run's own
 
 
-def run(config: RunConfig) -> Path:
+def run(planned: RunConfig | ResolvedRun) -> Path:
     """Train and record one run, unless it is complete. Raises RunBusy when another process is
     training it (the run folder's lock); completeness is checked again once the lock is held, so
     of two processes started on one run, one trains and the other skips or reports it busy."""
-    builder, recipe, benchmark, entry = resolve(config)
+    resolved = resolve(planned)  # a ResolvedRun as it is: resolved once, by whoever checked it
+    config, builder, recipe, benchmark, entry = resolved.config, resolved.builder, resolved.recipe, resolved.benchmark, resolved.entry
     for family in builder.invariance_families:
         get_family(family)
-    directory = run_dir(config.out, benchmark, entry, config.seed)
+    directory = resolved.directory
     if is_complete(directory) and not config.force:
         console.print(f"{directory} is already complete; skipped (use --force to run it again)")
         return directory

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tailbench.benchmarks.config import RunConfig
+    from tailbench.benchmarks.config import ResolvedRun
 
 # Runs sharing one GPU when --jobs is not given (local: at once on this machine's GPU; ray: the
 # fraction 1/N of a GPU that each run asks for). On a CPU the local default is 1.
@@ -23,13 +23,17 @@ class Job:
     """One run of a sweep, self-contained: a fresh worker process on another host can run it."""
 
     index: int  # position in the grid: outcomes are reported in grid order
-    config: RunConfig  # absolute paths, quiet (a worker draws nothing itself)
+    run: ResolvedRun  # absolute paths, quiet (a worker draws nothing itself); resolved again in a worker process
     method_files: tuple[str, ...] = ()  # absolute paths, loaded by the worker before the run
     threads: int | None = None  # CPU threads for torch in this run; None leaves torch's default
 
     @property
+    def config(self):
+        return self.run.config
+
+    @property
     def label(self) -> str:
-        return f"{self.config.dataset} / {self.config.method} / seed {self.config.seed}"
+        return self.run.label
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ def execute(job: Job) -> Outcome:
         for path in job.method_files:
             load_method_file(path)
         with torch_threads(job.threads):
-            run(job.config)
+            run(job.run)
     except RunBusy as busy:
         return outcome(BUSY, str(busy))
     except UserError as error:

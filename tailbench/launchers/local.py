@@ -45,7 +45,7 @@ def one_after_another(jobs: list[Job], settings: LaunchSettings) -> list[Outcome
     outcomes = []
     for position, job in enumerate(jobs, 1):
         console.rule(f"[{position}/{len(jobs)}] {job.label}")
-        job = replace(job, config=replace(job.config, quiet=settings.quiet), threads=settings.cpus_per_run)
+        job = replace(job, run=job.run.with_config(quiet=settings.quiet), threads=settings.cpus_per_run)
         outcomes.append(execute(job))
         announce(outcomes[-1], position, len(jobs))
     return outcomes

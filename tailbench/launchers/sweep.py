@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import importlib
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from tailbench.console import console
-from tailbench.benchmarks.config import RunConfig, resolve
+from tailbench.benchmarks.config import ResolvedRun, RunConfig, resolve
 from tailbench.launchers.job import Job
 from tailbench.launchers.report import summarize
 from tailbench.launchers.settings import LaunchSettings
-from tailbench.results.store import is_complete, run_dir
+from tailbench.results.store import is_complete
 
 
-def sweep(configs: list[RunConfig], method_files: list[str] | tuple[str, ...] = (), settings: LaunchSettings = LaunchSettings()) -> int:
+def sweep(configs: list[RunConfig] | list[ResolvedRun], method_files: list[str] | tuple[str, ...] = (), settings: LaunchSettings = LaunchSettings()) -> int:
     settings.check()
     jobs = plan(configs, method_files)  # every name and number, before hours of training
     already = len(configs) - len(jobs)
@@ -28,17 +27,19 @@ def sweep(configs: list[RunConfig], method_files: list[str] | tuple[str, ...] = 
     return summarize(outcomes, len(configs), already, time.perf_counter() - started)
 
 
-def plan(configs: list[RunConfig], method_files: list[str] | tuple[str, ...] = ()) -> list[Job]:
+def plan(configs: list[RunConfig] | list[ResolvedRun], method_files: list[str] | tuple[str, ...] = ()) -> list[Job]:
     """The jobs of the runs that are not complete, with absolute paths (a worker may start
-    elsewhere) and quiet (a worker draws nothing itself)."""
+    elsewhere) and quiet (a worker draws nothing itself). Configs the CLI resolved are not
+    resolved again."""
     files = tuple(str(Path(f).absolute()) for f in method_files)
     jobs = []
-    for index, config in enumerate(configs):
-        _, _, benchmark, entry = resolve(config)
-        if is_complete(run_dir(config.out, benchmark, entry, config.seed)) and not config.force:
+    for index, planned in enumerate(configs):
+        resolved = resolve(planned)
+        config = resolved.config
+        if is_complete(resolved.directory) and not config.force:
             continue
-        absolute = replace(
-            config, out=Path(config.out).absolute(), quiet=True,
+        absolute = resolved.with_config(
+            out=Path(config.out).absolute(), quiet=True,
             data_dir=None if config.data_dir is None else Path(config.data_dir).absolute(),
         )
         jobs.append(Job(index, absolute, files))
