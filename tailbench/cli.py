@@ -163,7 +163,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     for path in build_leaderboard(args.results, args.out, problems):
         print(f"wrote {path}")
     for problem in problems:
-        print(f"error: {problem}", file=sys.stderr)
+        print(f"{args.prog}: error: {problem}", file=sys.stderr)
     return 2 if problems else 0
 
 
@@ -333,28 +333,42 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("dataset")
     cli_options.data_dir(fetch)
     fetch.set_defaults(func=cmd_data)
+    name_commands(parser)
     return parser
 
 
+def name_commands(parser: argparse.ArgumentParser) -> None:
+    """Every command's parsed arguments carry `prog`, the command as typed ("tailbench data fetch"):
+    every message a command prints starts with it, as argparse's own usage errors do."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                child.set_defaults(prog=child.prog)
+                name_commands(child)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Every line a command ends with starts `PROG: ` (the command as typed): `error: ...` for a
+    mistake (exit code 2), `interrupted; ...` or `terminated (SIGTERM); ...` for a signal."""
     args = build_parser().parse_args(argv)
+    prog = args.prog
     try:
         with run_signals():  # Ctrl-C and SIGTERM end the work through the same clean-up
             return args.func(args)
     except UserError as error:
-        print(f"tailbench: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return error.exit_code
     except BrokenPipeError:  # `tailbench list methods | head`: the reader has all it wants
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error while Python flushes stdout
         return 0
     except OSError as error:  # the disk, permissions or the file system, met during the work
-        print(f"tailbench: error: {os_error_line(error)}", file=sys.stderr)
+        print(f"{prog}: error: {os_error_line(error)}", file=sys.stderr)
         return UserError.exit_code
     except Terminated:
-        print(f"tailbench: terminated (SIGTERM); no partial record was written{resume_note()}", file=sys.stderr)
+        print(f"{prog}: terminated (SIGTERM); no partial record was written{resume_note()}", file=sys.stderr)
         return Terminated.exit_code
     except KeyboardInterrupt:
-        print(f"tailbench: interrupted; no partial record was written{resume_note()}", file=sys.stderr)
+        print(f"{prog}: interrupted; no partial record was written{resume_note()}", file=sys.stderr)
         return 130
 
 

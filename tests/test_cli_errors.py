@@ -38,6 +38,19 @@ def test_bad_input_is_one_line_and_exit_2(cli, tmp_path, args, expected):
     assert result.code == 2
     assert expected in result.error_line()
     assert not (tmp_path / "out").exists()
+    # One style of prefix, whether argparse or the command found the mistake: the command as typed.
+    assert result.error_line().startswith("tailbench: error:" if args[0] == "frobnicate" else f"tailbench {args[0]}: error: ")
+
+
+@pytest.mark.parametrize("args", [
+    ["data", "fetch", "nope"], ["generator", "train", "--dataset", "nope"], ["submit", "does-not-exist"],
+    ["compare", "digits-lt", "ce", "ce+drs", "--results", "does-not-exist"], ["export", "nope", "--format", "npz", "--out", "x"],
+])
+def test_every_command_prefixes_its_errors_with_itself(cli, args):
+    result = cli(*args)
+    assert result.code == 2
+    command = " ".join(args[:2]) if args[0] in ("data", "generator") else args[0]
+    assert result.error_line().startswith(f"tailbench {command}: error: "), result.err
 
 
 def test_missing_data_names_the_files_and_how_to_get_them(cli, tmp_path, monkeypatch):

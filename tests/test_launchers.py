@@ -130,7 +130,7 @@ def test_a_missing_extra_names_the_pip_command(cli, tmp_path, monkeypatch, launc
     monkeypatch.setitem(sys.modules, module, None)  # as if not installed
     result = cli("sweep", "--datasets", "digits-lt", "--methods", "ce", "--launcher", launcher, "--out", tmp_path / "out")
     assert result.code == 2
-    assert result.error_line() == f"tailbench: error: --launcher {launcher} needs the {module!r} package: pip install 'tailbench[{extra}]'"
+    assert result.error_line() == f"tailbench sweep: error: --launcher {launcher} needs the {module!r} package: pip install 'tailbench[{extra}]'"
 
 
 @pytest.mark.skipif(bool(__import__("shutil").which("srun")), reason="this machine has Slurm")

@@ -53,7 +53,7 @@ def test_the_command_line_becomes_the_config_by_field_name():
 def test_a_launch_option_of_another_launcher_is_refused_with_its_flag(cli):
     result = cli("sweep", "--datasets", "digits-lt", "--methods", "ce", "--slurm-time", "5")
     assert result.code == 2
-    assert result.error_line() == "tailbench: error: --slurm-time applies to --launcher slurm, not local"
+    assert result.error_line() == "tailbench sweep: error: --slurm-time applies to --launcher slurm, not local"
 
 
 def test_a_resolved_run_pickles_as_its_config_and_resolves_again_on_first_use(monkeypatch):

@@ -128,7 +128,7 @@ def test_an_invalid_record_is_rejected_with_its_reason_and_nothing_copied(record
     result = cli("submit", candidate, "--results", results)
     assert result.code == 2 and "Traceback" not in result.err
     lines = result.err.strip().splitlines()  # one line, or a head line and one line per problem
-    assert lines[0].startswith(f"tailbench submit: rejected {candidate}: "), lines
+    assert lines[0].startswith(f"tailbench submit: error: rejected {candidate}: "), lines
     assert len(lines) == 1 or all(line.startswith("  ") for line in lines[1:]), lines
     assert reason in result.err, result.err
     assert not results.exists()

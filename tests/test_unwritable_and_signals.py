@@ -136,7 +136,7 @@ def test_sigterm_during_training_is_one_line_and_writes_nothing(cli, tmp_path, m
     handler_before = signal.getsignal(signal.SIGTERM)
     result = cli(*RUN, "--out", out, *(["--force"] if earlier else []))
     assert result.code == 143
-    assert result.error_line().startswith("tailbench: terminated (SIGTERM); no partial record was written")
+    assert result.error_line().startswith("tailbench run: terminated (SIGTERM); no partial record was written")
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert signal.getsignal(signal.SIGTERM) == handler_before  # handlers are given back
 

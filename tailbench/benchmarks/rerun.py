@@ -249,7 +249,7 @@ def rerun(results: Path, benchmark: str, method: str, seed: int | None, toleranc
     if changes and not allow_changed_code:
         raise UserError(f"{changes[0]}; pass that code with --method-file, or --allow-changed-code to rerun with this code anyway")
     for change in changes:
-        print(f"note: {change}; rerunning with this code (--allow-changed-code)")
+        print(f"tailbench rerun: note: {change}; rerunning with this code (--allow-changed-code)")
     from tailbench.benchmarks.config import resolve
     from tailbench.results.records import read_run
 

@@ -94,7 +94,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             root=args.cache_dir, checkpoint_every=args.checkpoint_every, quiet=args.quiet, keep_at=tuple(args.keep_at),
         )
     except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (tailbench.errors.Terminated)
-        print("tailbench: interrupted; the same command resumes from the last checkpoint", file=sys.stderr)
+        print(f"{args.prog}: interrupted; the same command resumes from the last checkpoint", file=sys.stderr)
         return getattr(stop, "exit_code", 130)
     console.print(f"generator for {data.dataset_id} (seed {args.seed}, {config.iters} iterations): {directory} "
                   f"[{time.perf_counter() - started:.0f} s in this call, {device.type}]")

@@ -32,7 +32,7 @@ def summarize(outcomes: list[Outcome], total: int, already_complete: int, second
     busy = [o for o in outcomes if o.status == BUSY]
     complete = total - len(failures) - len(busy)
     note = f" ({already_complete} complete before it started)" if already_complete else ""
-    say(f"sweep: {complete} of {total} runs complete in {seconds / 60:.1f} min{note}")
+    say(f"tailbench sweep: {complete} of {total} runs complete in {seconds / 60:.1f} min{note}")
     for outcome in busy:
         say(f"  running elsewhere: {outcome.label}: {outcome.message}")
     for outcome in failures:

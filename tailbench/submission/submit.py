@@ -139,11 +139,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
     outcomes = submit(args.run_dirs, args.results, args.replace)
     for outcome in outcomes:
         if outcome.status == "rejected" and outcome.problem_count > 1:
-            print(f"tailbench submit: rejected {outcome.source}: {outcome.problem_count} problems", file=sys.stderr)
+            print(f"{args.prog}: error: rejected {outcome.source}: {outcome.problem_count} problems", file=sys.stderr)
             for line in outcome.problems:
                 print(f"  {line}", file=sys.stderr)
         elif outcome.status == "rejected":
-            print(f"tailbench submit: rejected {outcome.source}: {outcome.detail}", file=sys.stderr)
+            print(f"{args.prog}: error: rejected {outcome.source}: {outcome.detail}", file=sys.stderr)
         else:
             print(f"{outcome.status} {outcome.source}: {outcome.detail}")
     rejected = sum(o.status == "rejected" for o in outcomes)
