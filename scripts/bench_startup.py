@@ -52,6 +52,8 @@ def input_mistakes(folder: Path) -> list[list[str]]:
     base = ["run", "--dataset", "fmnist-rot-lt", "--method", "ce"]
     return [
         [*base, "--data-dir", str(folder / "empty"), "--out", str(folder / "runs")],
+        *(["run", "--dataset", name, "--method", "ce", "--data-dir", str(folder / "empty"), "--out", str(folder / "runs")]
+          for name in ("cifar10-lt", "gtsrb-lt", "tinyimagenet-lt", "k49-rot-lt")),
         [*base, "--out", str(folder / "afile")],
         [*base, "--method-file", str(folder / "broken.py")],
         [*base, "--method-file", str(folder / "clash.py")],

@@ -34,6 +34,8 @@ commands = [
     ["sweep", "--datasets", "fmnist-rot-lt", "--methods", "ce", "--seeds", "0,1", "--data-dir", "empty", "--out", "runs"],
     ["run", "--dataset", "fmnist-rot-lt", "--method", "ce", "--method-file", "clash.py"],
     ["run", "--dataset", "k49-rot-lt", "--method", "ce", "--data-dir", "empty", "--out", "runs"],
+    *(["run", "--dataset", name, "--method", "ce", "--data-dir", "empty", "--out", "runs"]
+      for name in ("cifar10-lt", "cifar100-lt", "gtsrb-lt", "tinyimagenet-lt")),
 ]
 codes = []
 for command in commands:
@@ -51,7 +53,7 @@ def test_quick_commands_and_bad_input_never_import_torch(tmp_path):
     done = subprocess.run([sys.executable, "-c", PROBE], cwd=tmp_path, capture_output=True, text=True,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2] []", done.stdout
+    assert done.stdout.strip() == "[0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2] []", done.stdout
 
 
 def test_version_and_defaults_in_help(cli):

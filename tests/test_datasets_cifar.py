@@ -250,6 +250,18 @@ def test_missing_files_name_them_and_the_way_to_get_them(cli, tmp_path):
     assert "tailbench data fetch cifar10-lt" in line and "cifar-10-batches-py" in line
 
 
+@pytest.mark.parametrize("name", ["cifar10-lt", "cifar100-lt"])
+def test_the_files_checked_before_torch_loads_are_torchvisions(name):
+    """check_files names the archive, folder and files without torchvision; they must be its own."""
+    from tailbench.datasets import get_dataset
+    from tailbench.datasets.cifar import torchvision_md5s
+
+    builder = get_dataset(name)
+    tv = builder._torchvision()
+    assert (builder.archive, builder.batch_folder) == (tv.filename, tv.base_folder)
+    assert builder.batch_files == tuple(file for file, _ in torchvision_md5s(tv))
+
+
 def test_fetch_offline_is_one_line(cli, tmp_path, monkeypatch):
     from torchvision.datasets import CIFAR10
 

@@ -99,6 +99,11 @@ class CifarLT(DatasetBuilder):
     """Shared by CIFAR-10-LT and CIFAR-100-LT; subclasses name torchvision's class and the sizes."""
 
     torchvision_class: ClassVar[str]
+    # torchvision's archive, its folder and the files in it, named here so that a missing file is
+    # said before torch loads (tests/test_datasets_cifar.py checks them against torchvision's lists).
+    archive: ClassVar[str]
+    batch_folder: ClassVar[str]
+    batch_files: ClassVar[tuple[str, ...]]
     class_names: ClassVar[list[str]]
     per_class_train: ClassVar[int]
     per_class_test: ClassVar[int]
@@ -139,20 +144,23 @@ class CifarLT(DatasetBuilder):
         return getattr(torchvision.datasets, self.torchvision_class)
 
     def _how_to_get(self, data_dir: Path) -> str:
-        tv = self._torchvision()
         return (
-            f"run `tailbench data fetch {self.name}` while online (torchvision downloads {tv.filename}), "
-            f"or extract {tv.filename} from www.cs.toronto.edu/~kriz/cifar.html into {data_dir}"
+            f"run `tailbench data fetch {self.name}` while online (torchvision downloads {self.archive}), "
+            f"or extract {self.archive} from www.cs.toronto.edu/~kriz/cifar.html into {data_dir}"
         )
 
-    def read_source(self, data_dir: Path) -> SourceArrays:
-        tv = self._torchvision()
-        folder = data_dir / tv.base_folder
-        # torchvision's own md5 lists: the files it would check, in the order it reads them.
-        expected = torchvision_md5s(tv)
-        missing = [name for name, _ in expected if not is_data_file(folder / name)]
+    def check_files(self, data_dir: Path) -> None:
+        folder = data_dir / self.batch_folder
+        missing = [name for name in self.batch_files if not is_data_file(folder / name)]
         if missing:
             raise missing_files_error(self.name, missing, folder, self._how_to_get(data_dir))
+
+    def read_source(self, data_dir: Path) -> SourceArrays:
+        self.check_files(data_dir)
+        tv = self._torchvision()
+        folder = data_dir / self.batch_folder
+        # torchvision's own md5 lists: the files it would check, in the order it reads them.
+        expected = torchvision_md5s(tv)
         files = [verify(folder / name, read_bytes(folder / name), md5, "md5") for name, md5 in expected]
         if any(entry.get("unverified") for entry in files):  # not trusted: never unpickled by torchvision
             return self._read_unverified(folder, files)
@@ -209,6 +217,8 @@ class CifarLT(DatasetBuilder):
 class Cifar10LT(CifarLT):
     num_classes = 10
     torchvision_class = "CIFAR10"
+    archive, batch_folder = "cifar-10-python.tar.gz", "cifar-10-batches-py"
+    batch_files = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")
     class_names = CIFAR10_CLASSES
     per_class_train, per_class_test = 5000, 1000
     options = {"profile": "exp", "ratio": 100, "n_max": 5000, "val_per_class": 50, "split_seed": 0}
@@ -220,6 +230,7 @@ class Cifar10LT(CifarLT):
 class Cifar100LT(CifarLT):
     num_classes = 100
     torchvision_class = "CIFAR100"
+    archive, batch_folder, batch_files = "cifar-100-python.tar.gz", "cifar-100-python", ("train", "test", "meta")
     class_names = CIFAR100_CLASSES
     per_class_train, per_class_test = 500, 100
     options = {"profile": "exp", "ratio": 100, "n_max": 500, "val_per_class": 20, "split_seed": 0}

@@ -260,12 +260,16 @@ class GtsrbLT(CountedTotals, DatasetBuilder):
         }
         return manifest
 
-    def read_source(self, data_dir: Path) -> SourceArrays:
+    def check_files(self, data_dir: Path) -> None:
         base, train_dir, test_dir, csv_path = _layout(data_dir)
         missing = [name for name, path in (("GTSRB/Training/", train_dir), ("GTSRB/Final_Test/Images/", test_dir)) if not is_data_folder(path)]
         missing += [] if is_data_file(csv_path) else ["GT-final_test.csv"]
         if missing:
             raise missing_files_error(self.name, missing, base, HOW_TO_GET.format(data_dir=data_dir))
+
+    def read_source(self, data_dir: Path) -> SourceArrays:
+        self.check_files(data_dir)
+        base, train_dir, test_dir, csv_path = _layout(data_dir)
         samples = {"train": _train_samples(train_dir), "test": _test_samples(test_dir, csv_path)}
         listing = listing_fingerprint(base, samples["train"], samples["test"], csv_path)
         if LISTING_SHA256 is None:

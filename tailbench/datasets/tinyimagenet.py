@@ -166,16 +166,21 @@ def _decode_all(source, names: list[str]) -> np.ndarray:
     return np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2))
 
 
-def _open(data_dir: Path):
+def _where(data_dir: Path) -> Path | None:
     """The archive if it is there, else the extracted folder, else None."""
-    source: _Zip | _Folder | None = None
     for folder in (data_dir, data_dir / FOLDER):
-        if source is None and is_data_file(folder / ZIP_NAME):
-            source = _Zip(folder / ZIP_NAME)
-    if source is None and is_data_folder(data_dir / FOLDER):
-        source = _Folder(data_dir / FOLDER)
-    if source is not None:
-        source.data_dir = data_dir
+        if is_data_file(folder / ZIP_NAME):
+            return folder / ZIP_NAME
+    return data_dir / FOLDER if is_data_folder(data_dir / FOLDER) else None
+
+
+def _open(data_dir: Path):
+    """The archive (md5-checked) or the extracted folder, else None."""
+    where = _where(data_dir)
+    if where is None:
+        return None
+    source = _Zip(where) if where.name == ZIP_NAME else _Folder(where)
+    source.data_dir = data_dir
     return source
 
 
@@ -211,10 +216,14 @@ class TinyImageNetLT(DatasetBuilder):
             val_per_class=int(self.opts["val_per_class"]), test_source="val",
         )
 
-    def read_source(self, data_dir: Path) -> SourceArrays:
-        source = _open(data_dir)
-        if source is None:
+    def check_files(self, data_dir: Path) -> None:
+        """The archive or the extracted folder is there (neither is read: that is `load`'s work)."""
+        if _where(data_dir) is None:
             raise missing_files_error(self.name, [ZIP_NAME, f"or the {FOLDER}/ folder"], data_dir, HOW_TO_GET.format(data_dir=data_dir))
+
+    def read_source(self, data_dir: Path) -> SourceArrays:
+        self.check_files(data_dir)
+        source = _open(data_dir)
         for name in ("wnids.txt", "val/val_annotations.txt"):
             if not source.exists(name):
                 raise missing_files_error(self.name, [f"{FOLDER}/{name}"], data_dir, HOW_TO_GET.format(data_dir=data_dir))
