@@ -170,7 +170,7 @@ def evaluate_outside(dataset: str, model_file: str, checkpoint: Path, card: dict
     from tailbench.benchmarks.runner import build_record, dataset_record
     from tailbench.devices import device_name, resolve_device
     from tailbench.results import SCHEMA_VERSION
-    from tailbench.results.record import OUTSIDE_PREFIX
+    from tailbench.results.record_origins import OUTSIDE_PREFIX
     from tailbench.results.store import PER_IMAGE, is_complete, json_safe, run_dir, write_run
     from tailbench.storage.writable import check_writable
 

@@ -40,7 +40,7 @@ from tailbench.methods.registry import part_source
 from tailbench.methods.stage import ClassifierStage
 from tailbench.recipes.augment import crop_flip
 from tailbench.recipes.recipe import Recipe
-from tailbench.results.record import EpochRecord
+from tailbench.results.record_parts import EpochRecord
 
 STAGE1 = asset_cache.AssetKind(folder="stage1", final="model.pt", what="stage-1 model", redo="train stage 1 again")
 TRAINING_FIELDS = ("model", "epochs", "batch_size", "lr", "momentum", "weight_decay", "nesterov",

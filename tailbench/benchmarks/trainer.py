@@ -17,7 +17,7 @@ from tailbench.benchmarks.step import CapturedStep, EagerStep
 from tailbench.datasets.base import Split
 from tailbench.errors import UserError
 from tailbench.methods import ComposedMethod
-from tailbench.results.record import EpochRecord
+from tailbench.results.record_parts import EpochRecord
 
 DISPLAY_EVERY = 20  # steps between progress-bar updates (each one reads the running sums)
 

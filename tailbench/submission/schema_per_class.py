@@ -48,7 +48,7 @@ def _cell(text: str, kind: str) -> tuple[float | int | None, str | None]:
 
 
 def check_per_class(record: RunRecord, data: bytes, manifest) -> list[tuple[str, str]]:
-    from tailbench.results.record import range_problems
+    from tailbench.results.record_types import range_problems
 
     dataset = record.dataset
     families = list(dataset.invariance_families)
