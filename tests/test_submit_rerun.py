@@ -259,8 +259,8 @@ def test_rerun_reports_a_disagreement_with_exit_code_1(record, cli, tmp_path, mo
     stored = copy_of(record, tmp_path, "results")
     edit_result(stored, lambda r: r["summary"].update(accuracy=r["summary"]["accuracy"] + 0.01))
 
-    def replay(config):
-        target = config.out / BENCHMARK / "ce" / "seed-0"
+    def replay(resolved):
+        target = resolved.directory
         shutil.copytree(record, target)
         return target
 

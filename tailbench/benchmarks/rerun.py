@@ -254,8 +254,7 @@ def rerun(results: Path, benchmark: str, method: str, seed: int | None, toleranc
     from tailbench.results.records import read_run
 
     with tempfile.TemporaryDirectory(prefix="tailbench-rerun-") as folder:
-        config = config_from_record(record.record, Path(folder), device, data_dir)
-        resolve(config)  # every name and option still known here, before torch loads
+        resolved = resolve(config_from_record(record.record, Path(folder), device, data_dir))  # before torch loads
         from tailbench.benchmarks.runner import run
         from tailbench.devices import device_kind, device_name, recorded_cpu_threads, resolve_device, torch_threads
 
@@ -271,7 +270,7 @@ def rerun(results: Path, benchmark: str, method: str, seed: int | None, toleranc
         if rerun_device.type == "cpu" and record.record.provenance.device_type == "cpu":
             print(cpu_kind_note(record.record.provenance.machine))
         with torch_threads(threads):
-            directory = run(config)
+            directory = run(resolved)
         new = read_run(directory)
         if new.benchmark != benchmark:
             raise UserError(f"the rerun landed in benchmark {new.benchmark!r}, not {benchmark!r}; the stored config no longer rebuilds this entry")
@@ -297,6 +296,6 @@ def rerun(results: Path, benchmark: str, method: str, seed: int | None, toleranc
 def cmd_rerun(args: argparse.Namespace) -> int:
     from tailbench.methods import load_method_file
 
-    for path in args.method_file or []:  # --device was checked by the command's dispatcher (cli.cmd_rerun)
+    for path in args.method_file or []:  # --device was checked by the command's dispatcher (cli/runs.py cmd_rerun)
         load_method_file(path)
     return 0 if rerun(args.results, args.benchmark, args.method, args.seed, args.tolerance, args.device, args.data_dir, args.allow_changed_code) else 1
