@@ -25,7 +25,9 @@
 # Usage, from the project root of a clean checkout at the commit the records should name:
 #   nice -n 19 scripts/reference_grid.sh OUT [TIER...]      (default tiers: 1 protocol smoke 2 3)
 # Records land in OUT/results, generators in OUT/cache. Rerunning skips complete runs and resumes
-# checkpointed ones (and generators from their checkpoints). Then
+# checkpointed ones (and generators from their checkpoints). On a fresh machine, first
+#   python scripts/restore_grid.py OUT      (the committed records that are current count as done)
+# Then
 #   tailbench submit OUT/results --results results && make leaderboard
 set -uo pipefail
 OUT=${1:?usage: scripts/reference_grid.sh OUT [TIER...]}
