@@ -8,7 +8,7 @@ from functools import cached_property
 import pandas as pd
 
 from tailbench.leaderboard.intervals import MetricInterval, entry_intervals
-from tailbench.results.records import StoredRun
+from tailbench.results.records import UNRECORDED_CPU, StoredRun
 
 
 @dataclass
@@ -79,6 +79,12 @@ class Entry:
                    and run.record.stages.classifier.trained_on != "train" for run in self.runs)
 
     @property
+    def machines(self) -> list[str]:
+        """The machine kinds its seeds ran on (StoredRun.machine_kind), most records first."""
+        counts = pd.Series([run.machine_kind for run in self.runs]).value_counts(sort=False)
+        return sorted(counts.index, key=lambda kind: (-counts[kind], kind))
+
+    @property
     def outside(self):
         """The OutsideModel of an entry trained outside tailbench (its first seed's), else None."""
         return self.runs[0].record.outside
@@ -96,6 +102,30 @@ class Entry:
     def learned_keys(self) -> list[str]:
         """Summary numbers about what a method learned (e.g. Augerino's learned_rotation_deg)."""
         return sorted({k for r in self.runs for k in r.summary if k.startswith("learned_")})
+
+
+def machine_counts(entries: list[Entry]) -> list[tuple[str, int]]:
+    """A table's machine kinds and their record counts, most records first."""
+    counts = pd.Series([run.machine_kind for entry in entries for run in entry.runs]).value_counts()
+    return sorted(((str(kind), int(n)) for kind, n in counts.items()), key=lambda item: (-item[1], item[0]))
+
+
+def usual_machine(entries: list[Entry]) -> str | None:
+    """The known machine kind most of a table's records name (records that name no CPU model are
+    not counted as another kind: they cannot say), or None when they name none or only one."""
+    known = [(kind, n) for kind, n in machine_counts(entries) if UNRECORDED_CPU not in kind]
+    return known[0][0] if len(known) > 1 else None
+
+
+def off_machine(entries: list[Entry]) -> dict[str, list[str]]:
+    """Entry -> the known machine kinds of its records other than the table's usual one (empty
+    when a table names one kind at most): numbers from another kind differ by float noise that can
+    reach a seed's spread, so a comparison across kinds is not a paired one."""
+    usual = usual_machine(entries)
+    if usual is None:
+        return {}
+    other = {entry.method: [k for k in entry.machines if k != usual and UNRECORDED_CPU not in k] for entry in entries}
+    return {method: kinds for method, kinds in other.items() if kinds}
 
 
 def entries(runs: list[StoredRun]) -> dict[str, list[Entry]]:

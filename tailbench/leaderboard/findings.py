@@ -23,7 +23,7 @@ from pathlib import Path
 from tailbench.errors import UserError
 from tailbench.leaderboard.aggregate import Entry, entries
 from tailbench.leaderboard.stats import ALPHA, paired_seed_test
-from tailbench.results.records import iter_runs
+from tailbench.results.records import UNRECORDED_CPU, iter_runs
 
 BEGIN = "<!-- findings: made by `make findings` from results/; edit tailbench/leaderboard/templates/findings.md.j2, not this block -->"
 END = "<!-- /findings -->"
@@ -62,6 +62,16 @@ class Row:
     tail_ekld: Difference | None
     tail_accuracy: Difference | None
     balanced_accuracy: Difference | None
+    across_machines: bool = False  # some seed's two records come from different known machine kinds
+
+
+def across_machines(method: Entry, reference: Entry) -> bool:
+    """Whether the method's and its reference's records of some shared seed name different machine
+    kinds (records that name no CPU model cannot say): their difference then holds the machines'
+    float noise too, so it is not paired in the strict sense."""
+    theirs = {run.seed: run.machine_kind for run in reference.runs}
+    return any(seed in theirs and kind != theirs[seed] and UNRECORDED_CPU not in kind + theirs[seed]
+               for seed, kind in ((run.seed, run.machine_kind) for run in method.runs))
 
 
 def paired(method: Entry, reference: Entry, key: str) -> Difference | None:
@@ -103,7 +113,7 @@ def rows(group: list[Entry]) -> list[Row]:
         found.append(Row(
             entry.benchmark, entry.method, ref.method, family,
             paired(entry, ref, f"tail_ekld_{family}") if family else None,
-            paired(entry, ref, "tail_accuracy"), paired(entry, ref, "balanced_accuracy"),
+            paired(entry, ref, "tail_accuracy"), paired(entry, ref, "balanced_accuracy"), across_machines(entry, ref),
         ))
     return found
 
@@ -203,6 +213,7 @@ def sections(by_benchmark: dict[str, list[Entry]]) -> list[dict]:
             "moves": moves(section_rows, marks, headline_only=False),
             "headline_moves": moves(section_rows, marks, headline_only=True),
             "pivot": pivot(section_rows, marks),
+            "across_machines": [display(r.method, marks) + f" on {dataset_of(r.benchmark)}" for r in section_rows if r.across_machines],
             "spearman_negative": sum(v < 0 for v in spearman), "spearman_total": len(spearman),
         })
     return found

@@ -17,9 +17,9 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
-from tailbench.leaderboard.aggregate import Entry, Stat
+from tailbench.leaderboard.aggregate import Entry, Stat, off_machine
 from tailbench.leaderboard.intervals import interval_kind
-from tailbench.leaderboard.markdown import SEES_TEST_IMAGES, card_text, learned_label, with_interval
+from tailbench.leaderboard.markdown import SEES_TEST_IMAGES, card_text, learned_label, machines_text, with_interval
 from tailbench.leaderboard.plots import plots_note
 from tailbench.leaderboard.reported import Reported
 from tailbench.results.metrics import Display, table_columns
@@ -43,6 +43,7 @@ class Cell:
     external: str = ""  # for an entry's method cell: the parts from outside tailbench
     outside: str = ""  # for an entry's method cell: the model card of a model trained outside tailbench
     sees_test: str = ""  # for an entry's method cell: it adapted on the test split's unlabeled images
+    other_machine: str = ""  # for an entry's method cell: records made on another machine kind than most of its table
 
 
 @lru_cache(maxsize=1)
@@ -93,6 +94,7 @@ def entries_table(benchmark: str, entries: list[Entry]) -> dict:
     if learned:
         columns.append(Column("learned invariance", "text"))
     rows = []
+    elsewhere = off_machine(entries)
     for entry in entries:
         external = "; ".join(entry.external_code)
         method_cell = text_cell(entry.method, code=True, external=external)
@@ -100,6 +102,8 @@ def entries_table(benchmark: str, entries: list[Entry]) -> dict:
             method_cell = replace(method_cell, outside=card_text(entry.outside))
         if entry.sees_test_images:
             method_cell = replace(method_cell, sees_test=SEES_TEST_IMAGES)
+        if entry.method in elsewhere:
+            method_cell = replace(method_cell, other_machine=machines_text(entries, elsewhere))
         cells = [method_cell, count_cell(len(entry.runs))]
         cells += [stat_cell(entry.metric(m.key), m.display) for m in metrics]
         if learned:

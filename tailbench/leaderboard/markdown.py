@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tailbench.datasets.imbalance import long_tailedness
-from tailbench.leaderboard.aggregate import Entry, Stat
+from tailbench.leaderboard.aggregate import Entry, Stat, machine_counts, off_machine, usual_machine
 from tailbench.leaderboard.intervals import interval_kind
 from tailbench.leaderboard.plots import plots_note
 from tailbench.leaderboard.reported import Reported
@@ -46,6 +46,15 @@ def tailedness_text(entries: list[Entry]) -> str:
     return (f"Training split: {counts.size} classes, {int(counts.sum()):,} images; imbalance factor {shape.imbalance_factor:g}, "
             f"Gini {shape.gini_labels:.3f} (HeroLT's, over image labels; {shape.gini_class_sizes:.3f} over class sizes), "
             f"Pareto-LT ratio {shape.pareto_lt_ratio:.2f} (α = {shape.pareto_alpha:g}).")
+
+
+def machines_text(entries: list[Entry], elsewhere: dict[str, list[str]]) -> str:
+    """The ᵐ note: the machine kinds a table's records were made on, and the entries off the usual one."""
+    made = "; ".join(f"{kind} ({n} records)" for kind, n in machine_counts(entries))
+    off = "; ".join(f"{method}: {', '.join(found)}" for method, found in elsewhere.items())
+    return (f"ᵐ made (in part) on another machine kind than most of this table ({usual_machine(entries)}): {off}. Records made on: {made}. "
+            "The same code and seed give other float sums on another CPU kind (about one seed's spread here, docs/PERFORMANCE.md), "
+            "so a difference across kinds is not a paired one.")
 
 
 def one_line(text: str) -> str:
@@ -121,9 +130,11 @@ def benchmark_section(benchmark: str, entries: list[Entry], plot_names: list[tup
         )
         lines += ["", escape(tailedness_text(entries)), "",
                   f"Cells: mean over seeds [95 % percentile bootstrap interval: {interval_kind(entries)}]."]
+        elsewhere = off_machine(entries)
         lines += ["", "| " + " | ".join(headers) + " |", "|" + "|".join(["---"] * len(headers)) + "|"]
         for entry in entries:
-            marks = (" ‡" if entry.external_code else "") + (" †" if entry.outside is not None else "") + (" §" if entry.sees_test_images else "")
+            marks = (" ‡" if entry.external_code else "") + (" †" if entry.outside is not None else "") + (" §" if entry.sees_test_images else "") \
+                + (" ᵐ" if entry.method in elsewhere else "")
             cells = [code(entry.method) + marks, str(len(entry.runs)) + ("ⁱ" if entry.has_images else "")]
             cells += [with_interval(entry.metric(m.key), m.display) for m in columns]
             if learned:
@@ -138,6 +149,8 @@ def benchmark_section(benchmark: str, entries: list[Entry], plot_names: list[tup
         adapted = [code(entry.method) for entry in entries if entry.sees_test_images]
         if adapted:
             lines += ["", f"§ {SEES_TEST_IMAGES}: " + ", ".join(adapted) + "."]
+        if elsewhere:
+            lines += ["", escape(machines_text(entries, elsewhere))]
         if plot_names:
             lines += ["", escape(plots_note(entries))]
         for name, alt in plot_names:

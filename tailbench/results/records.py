@@ -27,6 +27,9 @@ from tailbench.results.store import DONE, PER_CLASS, PER_IMAGE, RESULT
 _GONE = (FileNotFoundError, NotADirectoryError)
 
 
+UNRECORDED_CPU = "CPU model not recorded"  # records made before 2026-12-04 name no CPU
+
+
 @dataclass
 class StoredRun:
     directory: Path
@@ -49,6 +52,16 @@ class StoredRun:
     @property
     def summary(self) -> dict[str, float | None]:
         return self.record.summary.as_dict()
+
+    @property
+    def machine_kind(self) -> str:
+        """What decides a record's float sums besides code and seed: the device (with its CPU thread
+        count) and, on a CPU, its model, whose vector instructions pick the kernels
+        (docs/PERFORMANCE.md, "Determinism across machines")."""
+        provenance = self.record.provenance
+        if provenance.device_type != "cpu":
+            return provenance.device
+        return f"{provenance.device}, {provenance.machine.get('cpu') or UNRECORDED_CPU}"
 
     @cached_property
     def evidence(self) -> tuple[pd.DataFrame | None, str | None]:
