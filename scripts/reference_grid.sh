@@ -14,7 +14,11 @@
 #           (ce+crt, ce+lws, ce+tau_norm, ce+posthoc_la: one `ce` training per dataset and seed,
 #           ce+wb: its own, under weight decay 5e-3; sade, then sade+sade_tta on the same experts;
 #           then each method's own stage, about 1.5 h of the machine for the nine networks);
-#   tier protocol: scripts/measure_ekld_protocol.sh (one network per method, both protocols).
+#   tier protocol: scripts/measure_ekld_protocol.sh (one network per method, both protocols;
+#           measured 2026-12-05, docs/FIDELITY.md, so no longer in the default tiers).
+# Submit the smoke tier only once it is complete: its tables would otherwise mix records of the
+# code before the reference-fidelity fixes with records after them. It takes about 1.6 h of an
+# otherwise idle machine, so a session runs it first.
 # Configuration (docs/PERFORMANCE.md, "CPU configuration for the reference grid"): two runs side
 # by side, one thread each (--jobs 2 --cpus-per-run 1): as fast as one run on two threads, eager,
 # deterministic.
@@ -23,7 +27,7 @@
 # runs; the whole grid (101 runs) about 35 hours of the machine, over many sessions.
 #
 # Usage, from the project root of a clean checkout at the commit the records should name:
-#   nice -n 19 scripts/reference_grid.sh OUT [TIER...]      (default tiers: 1 protocol smoke 2 3)
+#   nice -n 19 scripts/reference_grid.sh OUT [TIER...]      (default tiers: 1 smoke 3 2)
 # Records land in OUT/results, generators in OUT/cache. Rerunning skips complete runs and resumes
 # checkpointed ones (and generators from their checkpoints). On a fresh machine, first
 #   python scripts/restore_grid.py OUT      (the committed records that are current count as done)
@@ -32,7 +36,7 @@
 set -uo pipefail
 OUT=${1:?usage: scripts/reference_grid.sh OUT [TIER...]}
 shift
-TIERS=("${@:-1 protocol smoke 2 3}")
+TIERS=("${@:-1 smoke 3 2}")
 TIERS=(${TIERS[@]})
 cd "$(dirname "$0")/.." || exit 2
 mkdir -p "$OUT"
