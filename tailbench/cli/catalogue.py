@@ -6,6 +6,7 @@ import argparse
 
 from tailbench.errors import UserError
 
+
 def load_method_files(paths: list[str] | None) -> None:
     from tailbench.methods import load_method_file
 

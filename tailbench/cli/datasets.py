@@ -8,6 +8,7 @@ import argparse
 from tailbench.errors import UserError
 from tailbench.options import parse_assignments
 
+
 def cmd_describe(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table

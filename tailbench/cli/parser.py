@@ -15,6 +15,7 @@ from tailbench.cli.runs import cmd_evaluate, cmd_rerun, cmd_run, cmd_sweep
 from tailbench.leaderboard import compare as compare_command
 from tailbench.submission import submit as submit_command
 
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line and exit code 2, and help shows defaults."""
 

@@ -7,6 +7,7 @@ import sys
 
 from tailbench.storage.folders import require_folder
 
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     require_folder(args.results, f"--results {args.results}", "run `tailbench run` first or point --results at a folder of run records")
     from tailbench.leaderboard.build import build_leaderboard

@@ -11,7 +11,8 @@ from tailbench.cli.catalogue import load_method_files
 from tailbench.errors import UserError
 from tailbench.options import parse_assignments
 
-def checked_configs(args: argparse.Namespace, datasets: list[str], methods: list[str], seeds: list[int], here: bool = True) -> list:
+
+def checked_runs(args: argparse.Namespace, datasets: list[str], methods: list[str], seeds: list[int], here: bool = True) -> list:
     """Every run of the grid, resolved and checked (names, options, spec, hyper-parameters, a
     writable --out and, for runs on this machine, the dataset's files) before torch loads: the
     resolved runs are what the runner and the sweep go on with."""
@@ -34,7 +35,7 @@ def checked_configs(args: argparse.Namespace, datasets: list[str], methods: list
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    resolved, = checked_configs(args, [args.dataset], [args.method], [args.seed])
+    resolved, = checked_runs(args, [args.dataset], [args.method], [args.seed])
     from tailbench.benchmarks.runner import run
 
     run(resolved)
@@ -42,7 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    runs = checked_configs(args, args.datasets, args.methods, args.seeds, here=args.launcher == "local")
+    runs = checked_runs(args, args.datasets, args.methods, args.seeds, here=args.launcher == "local")
     from tailbench.launchers.settings import LaunchSettings
     from tailbench.launchers.sweep import sweep
 
