@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The committed CPU-recipe grid (`fmnist-cpu`: ResNet-8, 10 epochs, 2 threads a run): the 111
+# The CPU-recipe smoke grid (`fmnist-cpu`: ResNet-8, 10 epochs, 2 threads a run): the 111
 # records of fmnist-{rot,bg,dil}-lt@fmnist-cpu, one run after another on this machine.
 #   ce, ce+drs, ce+drw, ldam+drw, bsce, ce+oracle, ce+mixup, ce+drs+remix, ce+drs+augerino,
 #   ce+drs+msr on all three; ce+drs+augerino@augerino.copies=1 on rot and bg; ce+drs+git with the
@@ -9,7 +9,7 @@
 # generator not yet in the cache.
 #
 # Usage, from the project root of a clean checkout:  scripts/cpu_grid.sh OUT
-# Then `tailbench submit OUT --replace` and `make leaderboard`. Rerunning the script skips what
+# Then `tailbench submit OUT` and `make leaderboard`. Rerunning the script skips what
 # is complete and resumes what was interrupted.
 set -uo pipefail
 OUT=${1:?usage: scripts/cpu_grid.sh OUT}

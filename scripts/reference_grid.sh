@@ -16,9 +16,9 @@
 #           then each method's own stage, about 1.5 h of the machine for the nine networks);
 #   tier protocol: scripts/measure_ekld_protocol.sh (one network per method, both protocols;
 #           measured 2026-12-05, docs/FIDELITY.md, so no longer in the default tiers).
-# Submit the smoke tier only once it is complete: its tables would otherwise mix records of the
-# code before the reference-fidelity fixes with records after them. It takes about 1.6 h of an
-# otherwise idle machine, so a session runs it first.
+# The smoke tier's earlier records (commit c72456b, before the reference-fidelity fixes) were
+# retired on 2026-12-06, so its records are submitted as they complete, like every other tier's.
+# It takes about 1.6 h of an otherwise idle machine.
 # Configuration (docs/PERFORMANCE.md, "CPU configuration for the reference grid"): two runs side
 # by side, one thread each (--jobs 2 --cpus-per-run 1): as fast as one run on two threads, eager,
 # deterministic.

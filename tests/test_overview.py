@@ -23,7 +23,7 @@ def grouped():
 
 
 def test_verdict_is_the_paired_t_test_by_seed(grouped):
-    group = {e.method: e for e in grouped["fmnist-bg-lt@fmnist-cpu"]}
+    group = {e.method: e for e in grouped["fmnist-bg-lt"]}
     method, ce = group["ce+drs"], group["ce"]
     x = method.summaries.loc[[0, 1, 2], "tail_accuracy"].to_numpy()
     y = ce.summaries.loc[[0, 1, 2], "tail_accuracy"].to_numpy()
@@ -36,7 +36,7 @@ def test_verdict_is_the_paired_t_test_by_seed(grouped):
 
 
 def test_tables_are_sorted_by_balanced_accuracy_best_first(grouped):
-    ordered = overview.sorted_entries(grouped["fmnist-rot-lt@fmnist-cpu"])
+    ordered = overview.sorted_entries(grouped["fmnist-rot-lt"])
     means = [e.metric("balanced_accuracy").mean for e in ordered]
     assert means == sorted(means, reverse=True)
 
@@ -45,8 +45,8 @@ def test_significance_csv_has_one_row_per_method_metric_against_ce(grouped):
     files = render_files(ROOT / "results")
     rows = list(csv.DictReader(io.StringIO(files["significance.csv"].decode())))
     assert rows and all(r["method"] != "ce" for r in rows)
-    row = next(r for r in rows if r["benchmark"] == "fmnist-bg-lt@fmnist-cpu" and r["method"] == "ce+oracle" and r["metric"] == "tail_ekld_bg")
-    group = {e.method: e for e in grouped["fmnist-bg-lt@fmnist-cpu"]}
+    row = next(r for r in rows if r["benchmark"] == "fmnist-bg-lt" and r["method"] == "ce+oracle" and r["metric"] == "tail_ekld_bg")
+    group = {e.method: e for e in grouped["fmnist-bg-lt"]}
     expected = overview.verdict(group["ce+oracle"], group["ce"], overview.HEADLINES[2])
     assert float(row["p_value"]) == pytest.approx(expected.p_value) and row["verdict"] == expected.verdict
     assert "## Overview" in files["LEADERBOARD.md"].decode().split("## fmnist")[0]
