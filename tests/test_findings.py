@@ -70,6 +70,35 @@ def test_reference_is_the_spec_without_augmentations_else_ce():
     assert ref("ldam+drw+crt", [("ldam", "loss"), ("drw", "rule"), ("crt", "stage")]) == "ldam+drw"
 
 
+def stages(spec="ce", recipe_changes=None, frozen_batchnorm=True, classifier=True):
+    representation = SimpleNamespace(spec=spec, recipe_changes=recipe_changes or {})
+    return SimpleNamespace(representation=representation,
+                           classifier=SimpleNamespace(frozen_batchnorm=frozen_batchnorm) if classifier else None)
+
+
+def test_keeps_features_only_on_the_references_own_network_with_frozen_batchnorm():
+    def entry(*stage_records):
+        return SimpleNamespace(runs=[SimpleNamespace(record=SimpleNamespace(stages=s)) for s in stage_records])
+
+    assert findings.keeps_features(entry(stages(), stages(classifier=False)), "ce")  # cRT-like; posthoc_la (no stage 2)
+    assert not findings.keeps_features(entry(stages(recipe_changes={"weight_decay": 5e-3})), "ce")  # wb: its own stage 1
+    assert not findings.keeps_features(entry(stages(frozen_batchnorm=False)), "ce")  # BatchNorm drifted: features changed
+    assert not findings.keeps_features(entry(stages(spec="ce+drs")), "ce")
+    assert not findings.keeps_features(entry(stages(), None), "ce")  # one seed's record trained end to end
+
+
+def test_classifier_only_counts_clear_moves_of_the_rows_that_keep_features():
+    def d(p):
+        return findings.Difference(0.0, 0.0, 0.0, None, None, p, 3)
+
+    def row(method, keeps, accuracy_p, consistency_p):
+        return findings.Row("b", method, "ce", "bg", d(0.5), d(consistency_p), d(accuracy_p), d(0.5), keeps_features=keeps)
+
+    rows = [row("ce+crt", True, 0.01, 0.5), row("ce+lws", True, 0.2, 0.01), row("ce+drs", False, 0.01, 0.01)]
+    summary = findings.classifier_only(rows, {})
+    assert summary == {"methods": ["ce+crt", "ce+lws"], "rows": 2, "tail_accuracy": 1, "tail_consistency": 1, "tail_ekld": 0}
+
+
 def test_splice_needs_both_markers_once():
     block = "new\n"
     assert findings.splice(f"a\n{findings.BEGIN}\nold\n{findings.END}\nb\n", block) == f"a\n{findings.BEGIN}\nnew\n{findings.END}\nb\n"

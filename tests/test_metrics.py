@@ -42,6 +42,12 @@ def test_summary_values():
     assert math.isclose(summary["spearman_ekld_count_rot"], -1.0)
 
 
+def test_tail_consistency_is_the_tail_thirds_mean_and_computed_when_read():
+    run = tables([300, 50, 10], [0.9, 0.6, 0.3], [0.8, 0.5, 0.2], {"rot": [0.1, 0.2, 0.4]}, {"rot": [0.9, 0.8, 0.5]})
+    assert compute(run)["tail_consistency_rot"] == 0.5  # the smallest third: the class with 10 images
+    assert "tail_consistency_rot" not in stored_summary(run)  # no record holds it: nothing to remake
+
+
 def test_stored_summary_keeps_the_schema_1_keys_in_order():
     summary = stored_summary(tables([300, 50, 10], [0.9, 0.6, 0.3], [0.8, 0.5, 0.2], {"rot": [0.1, 0.2, 0.4]}, {"rot": [0.9, 0.8, 0.5]}))
     assert list(summary) == [

@@ -60,9 +60,21 @@ class Row:
     reference: str
     family: str | None
     tail_ekld: Difference | None
+    tail_consistency: Difference | None
     tail_accuracy: Difference | None
     balanced_accuracy: Difference | None
     across_machines: bool = False  # some seed's two records come from different known machine kinds
+    keeps_features: bool = False  # the method changed only the classifier of its reference's network
+
+
+def keeps_features(method: Entry, reference: str) -> bool:
+    """Whether every record says the method started from its reference's own network (the same spec
+    under the same recipe) and changed only what follows the features: a stage that kept BatchNorm
+    frozen, or a prediction-time adjustment."""
+    def kept(stages) -> bool:
+        return (stages is not None and stages.representation.spec == reference and not stages.representation.recipe_changes
+                and (stages.classifier is None or stages.classifier.frozen_batchnorm))
+    return all(kept(run.record.stages) for run in method.runs)
 
 
 def across_machines(method: Entry, reference: Entry) -> bool:
@@ -113,16 +125,20 @@ def rows(group: list[Entry]) -> list[Row]:
         found.append(Row(
             entry.benchmark, entry.method, ref.method, family,
             paired(entry, ref, f"tail_ekld_{family}") if family else None,
+            paired(entry, ref, f"tail_consistency_{family}") if family else None,
             paired(entry, ref, "tail_accuracy"), paired(entry, ref, "balanced_accuracy"), across_machines(entry, ref),
+            keeps_features(entry, ref.method),
         ))
     return found
 
 
-MOVES = (  # (what, row attribute, scale, digits): the headline columns, in the order the text gives them
+MOVES = (  # (what, row attribute, scale, digits): the headline columns first, in the order the text gives them
     ("tail eKLD", "tail_ekld", 1.0, 3),
+    ("tail consistency", "tail_consistency", 100.0, 1),
     ("tail-third accuracy", "tail_accuracy", 100.0, 1),
     ("balanced accuracy", "balanced_accuracy", 100.0, 1),
 )
+HEADLINE_MOVES = 3  # the README names moves of the tail columns; FINDINGS.md of every column
 
 
 def short_name(method: str) -> str:
@@ -142,13 +158,23 @@ def variants(found: list[Row]) -> dict[str, str]:
 def moves(found: list[Row], marks: dict[str, str], headline_only: bool) -> list[str]:
     """One sentence per metric and direction that some method moves beyond the seed spread."""
     sentences = []
-    for what, attribute, scale, digits in MOVES[:2] if headline_only else MOVES:
+    for what, attribute, scale, digits in MOVES[:HEADLINE_MOVES] if headline_only else MOVES:
         for word, sign in (("falls", -1), ("rises", 1)):
             cases = [f"`{display(r.method, marks)}` on {dataset_of(r.benchmark)} ({format_delta(getattr(r, attribute), scale, digits).strip('*')})"
                      for r in found if (d := getattr(r, attribute)) is not None and d.clear and sign * d.mean > 0]
             if cases:
                 sentences.append(f"{what[0].upper()}{what[1:]} {word} for " + ", ".join(cases) + ".")
     return sentences
+
+
+def classifier_only(found: list[Row], marks: dict[str, str]) -> dict[str, object]:
+    """How often the methods that change only their reference network's classifier move each tail
+    column beyond the seed spread: whether invariance lives in the features they leave alone."""
+    kept = [r for r in found if r.keeps_features]
+    def clear(attribute: str) -> int:
+        return sum(1 for r in kept if (d := getattr(r, attribute)) is not None and d.clear)
+    return {"methods": list(dict.fromkeys(display(r.method, marks) for r in kept)), "rows": len(kept),
+            "tail_accuracy": clear("tail_accuracy"), "tail_consistency": clear("tail_consistency"), "tail_ekld": clear("tail_ekld")}
 
 
 def display(method: str, marks: dict[str, str]) -> str:
@@ -213,6 +239,7 @@ def sections(by_benchmark: dict[str, list[Entry]]) -> list[dict]:
             "moves": moves(section_rows, marks, headline_only=False),
             "headline_moves": moves(section_rows, marks, headline_only=True),
             "pivot": pivot(section_rows, marks),
+            "classifier_only": classifier_only(section_rows, marks),
             "across_machines": [display(r.method, marks) + f" on {dataset_of(r.benchmark)}" for r in section_rows if r.across_machines],
             "spearman_negative": sum(v < 0 for v in spearman), "spearman_total": len(spearman),
         })

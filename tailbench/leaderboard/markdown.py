@@ -180,7 +180,9 @@ on SADE's test-agnostic label distributions (the test set subsampled to a long t
 50 that follows the training one, or runs against it; `acc` is SADE's uniform; the other eight
 are in `summary.csv`). ECE: expected calibration error of the top-1 confidence (15 equal-width
 bins; tail ECE over the tail third's images). eKLD: mean KL(p(.|x) || p(.|t(x))) over classes
-(lower is more invariant); tail eKLD over the smallest third; ρ(eKLD, n): Spearman correlation of
+(lower is more invariant); tail eKLD over the smallest third; tail consistency: the tail third's
+mean share of transformed copies t(x) whose predicted class stays that of x (higher is more
+invariant; unlike eKLD, the logits' scale alone does not move it); ρ(eKLD, n): Spearman correlation of
 per-class eKLD with training count (negative: small classes are less invariant). learned
 invariance: what a method learned about its own augmentation (summary numbers `learned_*`, mean ±
 sd).

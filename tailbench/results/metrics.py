@@ -291,6 +291,9 @@ def family_metrics(family: str) -> tuple[Metric, ...]:
                           stored=True, column=True, family=family),
         class_mean_metric(f"consistency_{family}", f"consistency {family}", True, PERCENT, f"consistency_{family}", _all,
                           "mean per-class share of transforms that keep the prediction", stored=True, family=family),
+        # eKLD moves with the logits' scale alone; this does not, so it reads methods that rescale them
+        class_mean_metric(f"tail_consistency_{family}", f"tail consistency {family}", True, PERCENT, f"consistency_{family}",
+                          _third("tail"), "mean consistency of the tail third", column=True, family=family),
         Metric(f"spearman_ekld_count_{family}", f"ρ(eKLD, n) {family}", None, CORRELATION,
                lambda t: spearman(t.column(ekld), t.train_counts), "Spearman correlation of per-class eKLD with training count",
                stored=True, column=True, family=family),
