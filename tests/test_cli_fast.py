@@ -64,6 +64,15 @@ def test_version_and_defaults_in_help(cli):
     assert "(default: results)" in cli("submit", "--help").out and "(default: leaderboard)" in cli("leaderboard", "--help").out
 
 
+def test_an_unknown_argument_is_named_by_the_command_it_was_given_to(cli):
+    for command, prog in ((("run", "--dataset", "fmnist-rot-lt", "--method", "ce", "--cpus-per-run", "1"), "tailbench run"),
+                          (("data", "fetch", "fmnist-rot-lt", "--zzz"), "tailbench data fetch")):
+        result = cli(*command)
+        assert result.code == 2 and result.out == ""
+        assert result.err.startswith(f"{prog}: error: unrecognized arguments: ") and result.err.count("\n") == 1, result.err
+        assert result.err.rstrip().endswith(f"(see {prog} --help)")
+
+
 def test_shared_options_read_the_same_in_every_command(cli):
     def help_of(*command: str, option: str) -> str:
         text = " ".join(cli(*command, "--help").out.split())

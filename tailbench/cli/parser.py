@@ -24,7 +24,18 @@ class OneLineParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.usage_error(self.prog, message)
+
+    def usage_error(self, prog: str, message: str) -> None:
+        self.exit(2, f"{prog}: error: {message} (see {prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        """argparse leaves arguments no command knows to the top parser, which would name itself;
+        the command they were given to names them instead."""
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            self.usage_error(getattr(parsed, "prog", self.prog), f"unrecognized arguments: {' '.join(extra)}")
+        return parsed
 
 
 def comma_list(text: str) -> list[str]:
