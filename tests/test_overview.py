@@ -33,6 +33,8 @@ def test_verdict_is_the_paired_t_test_by_seed(grouped):
     assert test.verdict == ("better" if test.p_value < 0.05 and test.mean_difference > 0 else test.verdict)
     eKLD = overview.HEADLINES[2]
     assert eKLD.key(method) == "tail_ekld_bg" and not eKLD.higher_is_better
+    consistency = overview.HEADLINES[3]
+    assert consistency.key(method) == "tail_consistency_bg" and consistency.higher_is_better
 
 
 def test_tables_are_sorted_by_balanced_accuracy_best_first(grouped):

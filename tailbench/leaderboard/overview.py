@@ -1,8 +1,8 @@
 """What leads the leaderboard: per recipe, the methods ranked across its benchmarks, their
 probability of improving on `ce`, and each benchmark's verdicts against `ce`.
 
-Headline columns: balanced accuracy, tail-third accuracy and tail eKLD of the benchmark's own
-nuisance (`HEADLINES`). For each, a method's verdict on a benchmark is `stats.paired_seed_test`
+Headline columns: balanced accuracy, tail-third accuracy, and tail eKLD and tail consistency of the
+benchmark's own nuisance (`HEADLINES`). For each, a method's verdict on a benchmark is `stats.paired_seed_test`
 against `ce` (paired by seed, p < 0.05); its mean rank is over the benchmarks it has
 (`stats.mean_ranks`, ties averaged); its probability of improvement is rliable's P(method > ce),
 the Mann-Whitney U over seeds averaged over the benchmarks both have. The same verdicts, with
@@ -23,18 +23,26 @@ from tailbench.leaderboard.stats import PairedTest, mean_ranks, paired_seed_test
 @dataclass(frozen=True)
 class Headline:
     label: str
+    metric: str  # a results/metrics.py key, or its stem when it is per invariance family
     higher_is_better: bool
     scale: float
     digits: int
+    per_family: bool = False  # of the benchmark's own nuisance: `metric`_<family>
 
     def key(self, entry: Entry) -> str | None:
-        if self.label != "tail eKLD":
-            return {"balanced": "balanced_accuracy", "tail acc.": "tail_accuracy"}[self.label]
+        if not self.per_family:
+            return self.metric
         family = headline_family(entry)
-        return f"tail_ekld_{family}" if family else None
+        return f"{self.metric}_{family}" if family else None
 
 
-HEADLINES = (Headline("balanced", True, 100.0, 1), Headline("tail acc.", True, 100.0, 1), Headline("tail eKLD", False, 1.0, 3))
+HEADLINES = (
+    Headline("balanced", "balanced_accuracy", True, 100.0, 1),
+    Headline("tail acc.", "tail_accuracy", True, 100.0, 1),
+    Headline("tail eKLD", "tail_ekld", False, 1.0, 3, per_family=True),
+    # eKLD moves with the logits' scale alone; consistency does not, so a rescaling method shows here
+    Headline("tail consistency", "tail_consistency", True, 100.0, 1, per_family=True),
+)
 MARKS = {"better": "▲", "worse": "▼", "indistinguishable": "="}
 SORT_BY = HEADLINES[0]  # benchmark tables are sorted by it, best first
 
@@ -130,8 +138,8 @@ def render_overview(grouped: dict[str, list[Entry]]) -> str:
     lines = [
         "## Overview", "",
         "Per recipe, methods ranked across its benchmarks by mean rank (1 = best; ties averaged) on each headline",
-        "column: balanced accuracy, tail-third accuracy and tail eKLD of the benchmark's own nuisance (lower is",
-        "better). P(> ce): rliable's probability of improvement on `ce` (Mann-Whitney U over seeds, averaged over",
+        "column: balanced accuracy, tail-third accuracy, tail eKLD of the benchmark's own nuisance (lower is",
+        "better) and its tail consistency (which, unlike eKLD, the logits' scale alone does not move). P(> ce): rliable's probability of improvement on `ce` (Mann-Whitney U over seeds, averaged over",
         "benchmarks). vs ce: one mark per benchmark, ▲ better, ▼ worse, = indistinguishable (paired t-test over",
         "seeds, p < 0.05; p-values and intervals in `significance.csv`). Sorted by mean rank on balanced accuracy;",
         "benchmark tables below are sorted by balanced accuracy, best first. The README's findings",
