@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import struct
 from pathlib import Path
 
@@ -22,6 +23,19 @@ class CliResult:
         assert len(lines) == 1, f"expected one error line, got: {self.err!r}"
         assert "Traceback" not in self.err
         return lines[0]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def session_cache(tmp_path_factory):
+    """Every run in the tests keeps its shared assets (generators, stage-1 networks, the networks
+    that plain runs offer as stage 1) in a cache of the session's own, never the user's."""
+    previous = os.environ.get("TAILBENCH_CACHE")
+    os.environ["TAILBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if previous is None:
+        os.environ.pop("TAILBENCH_CACHE", None)
+    else:
+        os.environ["TAILBENCH_CACHE"] = previous
 
 
 @pytest.fixture

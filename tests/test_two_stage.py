@@ -45,7 +45,9 @@ def counting_stage1_trainings(monkeypatch) -> list[str]:
 
 def test_the_stage1_network_is_the_plain_runs_and_is_trained_once(isolated_cache, tmp_path, monkeypatch):
     out = tmp_path / "runs"
-    plain = run(out, "ce")
+    monkeypatch.setenv("TAILBENCH_CACHE", str(tmp_path / "the plain run's cache"))
+    plain = run(out, "ce")  # offers its network to that cache, not to the one stage 1 trains into
+    monkeypatch.setenv("TAILBENCH_CACHE", str(isolated_cache))
     trained = counting_stage1_trainings(monkeypatch)
     adjusted = run(out, "ce+posthoc_la", "--hp", "posthoc_la.tau=0.0")
     # tau = 0 adjusts nothing: the record is the plain run's, byte for byte, from the shared network
@@ -61,6 +63,33 @@ def test_the_stage1_network_is_the_plain_runs_and_is_trained_once(isolated_cache
     keys = {json.loads((out / BENCH / m / "seed-0" / "result.json").read_text())["stages"]["representation"]["sha256"]
             for m in ("ce+posthoc_la@posthoc_la.tau=0.0", "ce+tau_norm", "ce+crt")}
     assert len(keys) == 1
+
+
+def test_a_plain_run_offers_its_network_as_stage1_so_the_two_stage_run_trains_only_its_stage(isolated_cache, tmp_path, monkeypatch):
+    out = tmp_path / "runs"
+    plain = run(out, "ce")
+    (entry,) = (isolated_cache / "stage1" / "digits-lt").iterdir()
+    assert (entry / "model.pt").is_file()
+    trained = counting_stage1_trainings(monkeypatch)
+    retrained = run(out, "ce+crt")
+    assert trained == ["StageTraining"]  # stage 1 is the plain run's network, loaded
+    record = json.loads((retrained / "result.json").read_text())
+    assert record["history"] == json.loads((plain / "result.json").read_text())["history"]
+    rerun_out = tmp_path / "reruns"
+    monkeypatch.setenv("TAILBENCH_CACHE", str(tmp_path / "trained afresh"))
+    afresh = run(rerun_out, "ce+crt")  # with nothing to load, stage 1 trains: the same network
+    assert json.loads((afresh / "result.json").read_text())["stages"]["representation"]["sha256"] == record["stages"]["representation"]["sha256"]
+    assert (afresh / "per_class.csv").read_bytes() == (retrained / "per_class.csv").read_bytes()
+
+
+def test_a_rerun_of_a_plain_record_leaves_the_cache_alone(isolated_cache, tmp_path, cli):
+    out, results = tmp_path / "runs", tmp_path / "results"
+    assert cli("submit", run(out, "ce"), "--results", results).code == 0
+    for entry in (isolated_cache / "stage1").rglob("model.pt"):
+        entry.unlink()
+    result = cli("rerun", BENCH, "ce", "--results", results)
+    assert result.code == 0, result.err
+    assert not list((isolated_cache / "stage1").rglob("model.pt"))
 
 
 def test_crt_retrains_only_a_fresh_classifier_and_leaves_the_features_as_stage1_left_them(isolated_cache, tmp_path):

@@ -99,6 +99,8 @@ def train_and_record(
             console.print(f"{config.method}: {', '.join(method.not_capture_safe())} is not capture-safe; training steps run eagerly", soft_wrap=True)
         generator = torch.Generator(device=device).manual_seed(config.seed)
         history, step_kind = train(model, method, data.train, recipe, generator, runtime, config.quiet, checkpointer)
+        if config.reuse_stage1:  # a rerun neither reads nor writes the cache
+            stages.publish(method, data, recipe, device, config.seed, model, history, step_kind)
     per_class, summary, evidence = evaluate(method, model, data, recipe, config.seed, runtime)
     summary.update(method.final_summary(model))
     wall = checkpointer.wall_seconds()

@@ -9,8 +9,10 @@ seed, the stage-1 spec with its hyper-parameters and the code of any part from o
 the recipe's training fields, tailbench's code digest, torch's version, the device with its thread
 count and, on the CPU, its vector instructions (docs/PERFORMANCE.md). Stage 1 runs exactly the
 steps of a plain run of the stage-1 spec, so ``ce+posthoc_la@posthoc_la.tau=0`` reproduces the
-``ce`` record. While it trains, its checkpoints live in the cache folder, so whichever run takes it
-up next resumes it; one process trains it and the others wait for it. Stage 2 starts from the
+``ce`` record, and a plain run offers its finished network to the cache as well (``publish``), so
+``sade+sade_tta`` after ``sade`` trains only its own stage. While stage 1 trains, its checkpoints
+live in the cache folder, so whichever run takes it up next resumes it; one process trains it and
+the others wait for it. Stage 2 starts from the
 run's seed again, so it gives the same numbers whether stage 1 was trained or loaded.
 """
 
@@ -41,6 +43,7 @@ from tailbench.methods.stage import ClassifierStage
 from tailbench.recipes.augment import crop_flip
 from tailbench.recipes.recipe import Recipe
 from tailbench.results.record_parts import EpochRecord
+from tailbench.storage.locks import LockBusy, exclusive
 
 STAGE1 = asset_cache.AssetKind(folder="stage1", final="model.pt", what="stage-1 model", redo="train stage 1 again")
 TRAINING_FIELDS = ("model", "epochs", "batch_size", "lr", "momentum", "weight_decay", "nesterov",
@@ -108,9 +111,7 @@ def stage1(
     trained afresh and the cache is neither read nor written."""
     recipe_changes = recipe_changes or {}
     recipe = replace(recipe, **recipe_changes)
-    config = stage1_config(training, recipe, device)
-    directory = STAGE1.entry_dir(asset_cache.cache_root(), data.dataset_id, data.manifest_sha256, config, seed)
-    ident = asset_cache.identity(data.dataset_id, data.manifest_sha256, config, seed, data.image_shape)
+    config, directory, ident = _cache_entry(training, data, recipe, device, seed)
     final = directory / STAGE1.final
 
     def record(sha: str) -> dict:
@@ -136,13 +137,45 @@ def stage1(
 
             console.print(f"stage 1: training {training.spec} (seed {seed}) into {directory}", soft_wrap=True)
         done = trained(checkpointer)
-        asset_cache.save(final, {"identity": ident, "model": done.model.state_dict(), "sha256": done.record["sha256"],
-                                 "history": [h.model_dump() for h in done.history], "step_kind": done.step_kind})
+        _save(final, ident, done.model, done.record["sha256"], done.history, done.step_kind)
         checkpointer.clear()
         made.append(done)
 
     asset_cache.ensure_final(STAGE1, directory, train_into_cache, LOCK_WAIT)
     return made[0] if made else _load(final, ident, place, record)
+
+
+def publish(training: ComposedMethod, data: LongTailedData, recipe: Recipe, device: torch.device, seed: int,
+            model: nn.Module, history: list[EpochRecord], step_kind: str) -> bool:
+    """Offer a plain run's trained network to the cache as the stage-1 network of its spec: a plain
+    run takes exactly stage 1's steps (tests/test_two_stage.py), so a later run that adds
+    after-training parts to the spec (`sade+sade_tta` after `sade`) trains only its own stage.
+    Returns whether it was written: not when the cache holds it already or another process is
+    training it (that one writes the same network)."""
+    config, directory, ident = _cache_entry(training, data, recipe, device, seed)
+    final = directory / STAGE1.final
+    if final.is_file():
+        return False
+    try:
+        with exclusive(directory.parent / f".{directory.name}.lock"):
+            if final.is_file():
+                return False
+            asset_cache.write_config(directory, ident, {"device": str(device)})
+            _save(final, ident, model, weights_sha256(model), history, step_kind)
+            return True
+    except LockBusy:
+        return False
+
+
+def _cache_entry(training: ComposedMethod, data: LongTailedData, recipe: Recipe, device: torch.device, seed: int):
+    config = stage1_config(training, recipe, device)
+    directory = STAGE1.entry_dir(asset_cache.cache_root(), data.dataset_id, data.manifest_sha256, config, seed)
+    return config, directory, asset_cache.identity(data.dataset_id, data.manifest_sha256, config, seed, data.image_shape)
+
+
+def _save(final, ident: dict, model: nn.Module, sha256: str, history: list[EpochRecord], step_kind: str) -> None:
+    asset_cache.save(final, {"identity": ident, "model": model.state_dict(), "sha256": sha256,
+                             "history": [h.model_dump() for h in history], "step_kind": step_kind})
 
 
 def _load(final, ident: dict, place: Place, record: Callable[[str], dict]) -> Stage1:
