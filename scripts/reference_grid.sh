@@ -25,7 +25,9 @@
 # deterministic.
 # Measured time (2026-12-03, this machine): a plain run 34 to 51 min beside another, so about
 # 20 min of the machine a run; a CPU-sized GIT generator about 20 min; a GIT run about 1.4 plain
-# runs; the whole grid (101 runs) about 35 hours of the machine, over many sessions.
+# runs; the whole grid (101 runs) about 35 hours of the machine, over many sessions. The machine
+# varies between sessions: on 2026-12-06's AMD EPYC a ce+wb run (50 + 2 epochs) took 9 to 16 min
+# beside another (the records' wall_seconds, 548 to 951 s), about 6 min of the machine a run.
 #
 # Usage, from the project root of a clean checkout at the commit the records should name:
 #   nice -n 19 scripts/reference_grid.sh OUT [TIER...]      (default tiers: 1 smoke 3 2)
