@@ -99,6 +99,20 @@ def test_classifier_only_counts_clear_moves_of_the_rows_that_keep_features():
     assert summary == {"methods": ["ce+crt", "ce+lws"], "rows": 2, "tail_accuracy": 1, "tail_consistency": 1, "tail_ekld": 0}
 
 
+def test_verdicts_count_the_benchmarks_each_tail_column_clearly_moves_on():
+    def d(mean, p):
+        return findings.Difference(0.0, mean, mean, None, None, p, 3)
+
+    def row(benchmark, ekld, consistency, accuracy):
+        return findings.Row(benchmark, "ce+oracle", "ce", "rot", d(*ekld), d(*consistency), d(*accuracy), d(0.0, 0.5))
+
+    rows = [row("a", (-0.1, 0.01), (0.1, 0.2), (0.05, 0.01)), row("b", (-0.2, 0.01), (0.1, 0.3), (-0.05, 0.04)),
+            row("c", (0.1, 0.2), (0.2, 0.01), (0.01, 0.5))]
+    assert findings.verdicts(rows, {}) == [
+        "`ce+oracle` against `ce`: tail eKLD falls on 2 of 3; tail consistency rises on 1 of 3; "
+        "tail-third accuracy falls on 1 of 3 and rises on 1 of 3."]
+
+
 def test_splice_needs_both_markers_once():
     block = "new\n"
     assert findings.splice(f"a\n{findings.BEGIN}\nold\n{findings.END}\nb\n", block) == f"a\n{findings.BEGIN}\nnew\n{findings.END}\nb\n"

@@ -138,7 +138,7 @@ MOVES = (  # (what, row attribute, scale, digits): the headline columns first, i
     ("tail-third accuracy", "tail_accuracy", 100.0, 1),
     ("balanced accuracy", "balanced_accuracy", 100.0, 1),
 )
-HEADLINE_MOVES = 3  # the README names moves of the tail columns; FINDINGS.md of every column
+HEADLINE_MOVES = 3  # the README's verdicts are of the tail columns; FINDINGS.md names the moves of every column
 
 
 def short_name(method: str) -> str:
@@ -155,16 +155,35 @@ def variants(found: list[Row]) -> dict[str, str]:
     return marks
 
 
-def moves(found: list[Row], marks: dict[str, str], headline_only: bool) -> list[str]:
+def moves(found: list[Row], marks: dict[str, str]) -> list[str]:
     """One sentence per metric and direction that some method moves beyond the seed spread."""
     sentences = []
-    for what, attribute, scale, digits in MOVES[:HEADLINE_MOVES] if headline_only else MOVES:
+    for what, attribute, scale, digits in MOVES:
         for word, sign in (("falls", -1), ("rises", 1)):
             cases = [f"`{display(r.method, marks)}` on {dataset_of(r.benchmark)} ({format_delta(getattr(r, attribute), scale, digits).strip('*')})"
                      for r in found if (d := getattr(r, attribute)) is not None and d.clear and sign * d.mean > 0]
             if cases:
                 sentences.append(f"{what[0].upper()}{what[1:]} {word} for " + ", ".join(cases) + ".")
     return sentences
+
+
+def verdicts(found: list[Row], marks: dict[str, str]) -> list[str]:
+    """One line per method: on how many of its benchmarks each tail column moves beyond the seed
+    spread, and which way."""
+    lines = []
+    for method, reference in dict.fromkeys((r.method, r.reference) for r in found):
+        mine = [r for r in found if (r.method, r.reference) == (method, reference)]
+        parts = []
+        for what, attribute, _, _ in MOVES[:HEADLINE_MOVES]:
+            measured = [d for r in mine if (d := getattr(r, attribute)) is not None]
+            falls = sum(1 for d in measured if d.clear and d.mean < 0)
+            rises = sum(1 for d in measured if d.clear and d.mean > 0)
+            moved = [f"{word} on {n} of {len(measured)}" for word, n in (("falls", falls), ("rises", rises)) if n]
+            if measured:
+                parts.append(f"{what} {' and '.join(moved) if moved else 'holds'}")
+        if parts:
+            lines.append(f"`{display(method, marks)}` against `{reference}`: " + "; ".join(parts) + ".")
+    return lines
 
 
 def classifier_only(found: list[Row], marks: dict[str, str]) -> dict[str, object]:
@@ -236,8 +255,8 @@ def sections(by_benchmark: dict[str, list[Entry]]) -> list[dict]:
             "benchmarks": [g[0].benchmark for g in groups],
             "rows": (section_rows := [r for g in groups for r in rows(g)]),
             "marks": (marks := variants(section_rows)),
-            "moves": moves(section_rows, marks, headline_only=False),
-            "headline_moves": moves(section_rows, marks, headline_only=True),
+            "moves": moves(section_rows, marks),
+            "verdicts": verdicts(section_rows, marks),
             "pivot": pivot(section_rows, marks),
             "classifier_only": classifier_only(section_rows, marks),
             "across_machines": [display(r.method, marks) + f" on {dataset_of(r.benchmark)}" for r in section_rows if r.across_machines],
