@@ -5,6 +5,7 @@ signal during start-up never prints a traceback."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -161,3 +162,26 @@ def test_a_signal_during_start_up_never_prints_a_traceback(tmp_path, signum):
         assert child.returncode in (128 + signum, -signum), (delay, child.returncode, err)
         assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
     assert any(lines for _, _, lines in outcomes), outcomes  # at least one was caught and explained
+
+
+def test_sigterm_to_a_sweep_ends_its_worker_processes_too(tmp_path):
+    """A scheduler signals the sweep's own process; its workers must stop with it, not go on with
+    their runs and the runs already handed to them."""
+    out = tmp_path / "out"
+    sweep = ["sweep", "--datasets", "digits-lt", "--methods", "ce", "--seeds", "0,1,2,3", "--epochs", "400",
+             "--device", "cpu", "--jobs", "2", "--cpus-per-run", "1", "--quiet", "--out", str(out)]
+    child = subprocess.Popen([sys.executable, "-m", "tailbench", *sweep], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(locks := list(out.rglob(".lock"))) < 2:  # both workers are in a run
+        assert time.monotonic() < deadline and child.poll() is None, child.communicate()
+        time.sleep(0.2)
+    workers = {json.loads(lock.read_text())["pid"] for lock in locks}
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=60)
+    assert "terminated (SIGTERM)" in err and "Traceback" not in err, err
+    time.sleep(1)
+    for pid in workers:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not list(out.rglob("done"))

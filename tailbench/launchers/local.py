@@ -71,8 +71,17 @@ def at_once(jobs: list[Job], n: int, settings: LaunchSettings) -> list[Outcome]:
                     board.finish(outcome)
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
+            stop_workers()
             raise
     return outcomes
+
+
+def stop_workers() -> None:
+    """End the runs the workers are in. A SIGTERM sent to this process alone (a scheduler's, or
+    `kill`) does not reach them, and the pool would let them finish those runs and the ones already
+    handed to them; a run ended so keeps its checkpoint and writes no record."""
+    for child in multiprocessing.active_children():
+        child.terminate()
 
 
 def result_of(future: Future, job: Job) -> Outcome:
