@@ -89,6 +89,11 @@ def write_config(directory: Path, ident: dict, extra: dict) -> None:
     write_atomic(directory / CONFIG, (json.dumps({**ident, **extra}, indent=2) + "\n").encode())
 
 
+def entry_lock(directory: Path) -> Path:
+    """The lock that whoever writes a cache entry's finished asset holds."""
+    return directory.parent / f".{directory.name}.lock"
+
+
 def ensure_final(kind: AssetKind, directory: Path, train: Callable[[], None], wait_seconds: float) -> bool:
     """Make sure the folder holds its finished asset: `train()` writes it, under the folder's lock,
     unless it is there already (perhaps finished by another process while this one waited for the
@@ -97,7 +102,7 @@ def ensure_final(kind: AssetKind, directory: Path, train: Callable[[], None], wa
     if final.is_file():
         return True
     try:
-        with exclusive(directory.parent / f".{directory.name}.lock", wait_seconds=wait_seconds):
+        with exclusive(entry_lock(directory), wait_seconds=wait_seconds):
             if final.is_file():
                 return True
             train()

@@ -12,8 +12,8 @@ steps of a plain run of the stage-1 spec, so ``ce+posthoc_la@posthoc_la.tau=0`` 
 ``ce`` record, and a plain run offers its finished network to the cache as well (``publish``), so
 ``sade+sade_tta`` after ``sade`` trains only its own stage. While stage 1 trains, its checkpoints
 live in the cache folder, so whichever run takes it up next resumes it; one process trains it and
-the others wait for it. Stage 2 starts from the
-run's seed again, so it gives the same numbers whether stage 1 was trained or loaded.
+the others wait for it. Stage 2 starts from the run's seed again, so it gives the same numbers
+whether stage 1 was trained or loaded.
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ def publish(training: ComposedMethod, data: LongTailedData, recipe: Recipe, devi
     if final.is_file():
         return False
     try:
-        with exclusive(directory.parent / f".{directory.name}.lock"):
+        with exclusive(asset_cache.entry_lock(directory)):
             if final.is_file():
                 return False
             asset_cache.write_config(directory, ident, {"device": str(device)})
